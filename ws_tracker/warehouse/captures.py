@@ -1,0 +1,130 @@
+"""planned_units_snapshots: the raw layer. A capture is stored only when its content changed.
+
+Every derived number for a past day is recomputed from the latest capture on or before that
+day, so captures are never updated in place and never deleted by a sync.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from ws_tracker.rules.triggers import decide_trigger
+from ws_tracker.rules.units import PlannedUnit, content_hash, unit_to_json
+
+# Which circuits get their planned units fetched (business-rules.md).
+UNIT_SYNC_STATUSES = ("ACTIV", "QC", "REWRK")
+STALE_AFTER = timedelta(hours=12)
+
+
+@dataclass(frozen=True)
+class CircuitToCapture:
+    id: int
+    job_guid: str
+    work_order: str
+    extension: str
+    api_status: str
+    percent_complete: float
+
+
+@dataclass
+class CaptureResult:
+    stored: int = 0
+    unchanged: int = 0
+    units: int = 0
+    triggers: dict[str, int] = field(default_factory=dict)
+    snapshot_ids: dict[int, int] = field(default_factory=dict)  # circuit id -> new capture id
+
+    def counts(self) -> dict[str, int]:
+        return {"captures_stored": self.stored, "captures_unchanged": self.unchanged,
+                "units_captured": self.units,
+                **{f"trigger_{k}": v for k, v in sorted(self.triggers.items())}}
+
+
+def circuits_needing_units(conn: sa.Connection, now: datetime, *, force: bool = False,
+                           job_guids: list[str] | None = None) -> list[CircuitToCapture]:
+    """ACTIV/QC/REWRK, sync enabled, not excluded, and changed in WorkStudio since the last
+    capture, never captured, or last captured over 12 h ago; ``force`` takes every one of them
+    (and CLOSE circuits too). ``job_guids`` narrows to those circuits (workflow events)."""
+    statuses = list(UNIT_SYNC_STATUSES) + (["CLOSE"] if force else [])
+    rows = conn.execute(
+        sa.text(
+            "SELECT id, job_guid, work_order, extension, api_status, percent_complete FROM circuits"
+            " WHERE deleted_at IS NULL AND api_status = ANY(:st) AND planned_units_sync_enabled"
+            " AND NOT is_excluded AND (CAST(:guids AS varchar[]) IS NULL OR job_guid = ANY(:guids))"
+            " AND (:force OR last_planned_units_synced_at IS NULL"
+            "      OR last_planned_units_synced_at <= :stale"
+            "      OR api_modified_at > last_planned_units_synced_at)"
+            " ORDER BY work_order, extension"
+        ),
+        {"st": statuses, "force": force, "stale": now - STALE_AFTER, "guids": job_guids},
+    ).all()
+    return [CircuitToCapture(r.id, r.job_guid, r.work_order, r.extension or "@", r.api_status,
+                             float(r.percent_complete)) for r in rows]
+
+
+def store_captures(conn: sa.Connection, captures: dict[int, list[PlannedUnit]],
+                   circuits: dict[int, CircuitToCapture], *, captured_at: datetime,
+                   run_trigger: str = "scheduled", run_id: str | None = None) -> CaptureResult:
+    """Store one capture per circuit whose content hash differs from its latest capture."""
+    result = CaptureResult()
+    if not captures:
+        return result
+    ids = list(captures)
+    latest = {
+        r.circuit_id: r for r in conn.execute(
+            sa.text("SELECT DISTINCT ON (circuit_id) circuit_id, content_hash, api_status,"
+                    " percent_complete FROM planned_units_snapshots"
+                    " WHERE circuit_id = ANY(:c) AND captured_at <= :t"
+                    " ORDER BY circuit_id, captured_at DESC"),
+            {"c": ids, "t": captured_at})
+    }
+    for cid, units in captures.items():
+        circuit = circuits[cid]
+        digest = content_hash(units)
+        prev = latest.get(cid)
+        if prev is not None and prev.content_hash == digest:
+            result.unchanged += 1
+            continue
+        trigger = decide_trigger(
+            prev.api_status if prev else None,
+            float(prev.percent_complete) if prev and prev.percent_complete is not None else None,
+            circuit.api_status, circuit.percent_complete, run_trigger)
+        payload = json.dumps([unit_to_json(u) for u in sorted(units, key=lambda u: u.unit_id)])
+        # ON CONFLICT: the same instant captured twice (a retried run with a frozen clock).
+        snap_id = conn.execute(
+            sa.text(
+                "INSERT INTO planned_units_snapshots (circuit_id, work_order, extension,"
+                " snapshot_trigger, content_hash, unit_count, api_status, percent_complete,"
+                " captured_at, raw_json, dagster_run_id) VALUES (:c, :wo, :ext, :tr, :h, :n, :st,"
+                " :pc, :t, CAST(:raw AS jsonb), :run)"
+                " ON CONFLICT (circuit_id, captured_at) DO UPDATE SET content_hash = EXCLUDED.content_hash,"
+                " raw_json = EXCLUDED.raw_json, unit_count = EXCLUDED.unit_count,"
+                " snapshot_trigger = EXCLUDED.snapshot_trigger, updated_at = now() RETURNING id"
+            ),
+            {"c": cid, "wo": circuit.work_order, "ext": circuit.extension, "tr": trigger,
+             "h": digest, "n": len(units), "st": circuit.api_status, "pc": circuit.percent_complete,
+             "t": captured_at, "raw": payload, "run": run_id},
+        ).scalar_one()
+        result.stored += 1
+        result.units += len(units)
+        result.triggers[trigger] = result.triggers.get(trigger, 0) + 1
+        result.snapshot_ids[cid] = snap_id
+    conn.execute(
+        sa.text("UPDATE circuits SET last_planned_units_synced_at = :t WHERE id = ANY(:c)"
+                " AND last_planned_units_synced_at IS DISTINCT FROM :t"),
+        {"t": captured_at, "c": ids},
+    )
+    return result
+
+
+def latest_captures(conn: sa.Connection, before: datetime) -> list[Any]:
+    """Each circuit's latest capture strictly before ``before`` (id, circuit_id, raw_json)."""
+    return conn.execute(
+        sa.text("SELECT DISTINCT ON (circuit_id) id, circuit_id, raw_json FROM planned_units_snapshots"
+                " WHERE captured_at < :b ORDER BY circuit_id, captured_at DESC"),
+        {"b": before}).all()

@@ -1,0 +1,415 @@
+"""Write a circuit listing into PostgreSQL: circuits, history, ui states, regions, planners.
+
+One call = one transaction (the caller passes an open connection inside ``engine.begin()``):
+either the whole listing lands or nothing does. Every write compares before it writes, so a
+re-run of the same listing changes no row (no updated_at churn, no WAL for unchanged rows).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, Iterable
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+
+from ws_tracker.rules.catalog import STAGE_FOR_STATUS
+from ws_tracker.rules.circuits import CircuitRecord, region_key, resolve_parents
+
+NY = ZoneInfo("America/New_York")
+
+# User-priority sync (business-rules.md): fields a person may edit, by circuits column.
+# region is SYNCABLE under the name "region" (column region_id).
+SYNCABLE = ("title", "contractor", "cycle_type", "total_miles", "miles_planned",
+            "percent_complete", "total_acres", "start_date", "region")
+_MARK_FOR_COLUMN = {f: f for f in SYNCABLE if f != "region"} | {"region_id": "region"}
+
+# Columns the API owns, always overwritten.
+API_ONLY = ("work_order", "extension", "api_status", "api_modified_date", "api_modified_at",
+            "api_version", "job_type", "taken_by", "api_data_json")
+
+HISTORY_FIELDS = ("job_guid", "work_order", "extension", "parent_circuit_id", "region_id",
+                  "api_status", "title", "contractor", "cycle_type", "job_type", "total_miles",
+                  "miles_planned", "percent_complete", "total_acres", "start_date",
+                  "api_modified_date", "api_modified_at", "api_version", "taken_by")
+
+UNKNOWN_REGION = "Unknown"
+
+
+def q(value: float | None, places: int) -> Decimal:
+    """Quantize a float for a NUMERIC(p, places) column, so comparisons with stored values hold."""
+    return Decimal(str(value or 0)).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+
+
+@dataclass
+class CircuitSyncResult:
+    processed: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    history_versions: int = 0
+    regions_created: list[str] = field(default_factory=list)
+    planners_linked: int = 0
+    unlinked_planners: list[str] = field(default_factory=list)
+    stage_changes: list[dict[str, Any]] = field(default_factory=list)
+    issues: list[dict[str, Any]] = field(default_factory=list)
+    circuit_ids: dict[str, int] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, int]:
+        return {"circuits_processed": self.processed, "circuits_created": self.created,
+                "circuits_updated": self.updated, "circuits_unchanged": self.unchanged,
+                "history_versions": self.history_versions,
+                "regions_created": len(self.regions_created),
+                "planners_linked": self.planners_linked,
+                "unlinked_planners": len(self.unlinked_planners)}
+
+
+def _region_code(name: str, taken: set[str]) -> str:
+    base = re.sub(r"[^A-Z0-9]", "", name.upper())[:8] or "REGION"
+    code, n = base, 1
+    while code in taken:
+        n += 1
+        code = f"{base[:6]}{n}"
+    return code
+
+
+def ensure_regions(conn: sa.Connection, names: Iterable[str]) -> tuple[dict[str, int], list[str]]:
+    """Map region names (matched case- and space-insensitively) to ids, creating unseen ones."""
+    rows = conn.execute(sa.text("SELECT id, name, code FROM regions")).all()
+    by_key = {region_key(r.name): r.id for r in rows}
+    codes = {r.code for r in rows}
+    created: list[str] = []
+    next_order = len(rows) + 1
+    for name in sorted({n for n in names}):
+        key = region_key(name)
+        if key in by_key:
+            continue
+        code = _region_code(name, codes)
+        codes.add(code)
+        # ON CONFLICT: a concurrent sync may have created it a moment ago.
+        rid = conn.execute(
+            sa.text("INSERT INTO regions (name, code, sort_order, is_active) VALUES (:n, :c, :o, true)"
+                    " ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING id"),
+            {"n": name.strip(), "c": code, "o": next_order},
+        ).scalar_one()
+        next_order += 1
+        by_key[key] = rid
+        created.append(name.strip())
+    return by_key, created
+
+
+def _api_row(rec: CircuitRecord, region_id: int, observed_at: datetime) -> dict[str, Any]:
+    """The circuits row the API says, before user priority."""
+    modified_date = rec.api_modified_date or observed_at.astimezone(NY).date()
+    return {
+        "job_guid": rec.job_guid,
+        "work_order": rec.work_order,
+        "extension": rec.extension,
+        "region_id": region_id,
+        "title": rec.title if rec.title is not None else rec.work_order,
+        "contractor": rec.contractor,
+        "cycle_type": rec.cycle_type,
+        "total_miles": q(rec.total_miles, 2),
+        "miles_planned": q(rec.miles_planned, 2),
+        "percent_complete": q(rec.percent_complete, 2),
+        "total_acres": q(0, 2),
+        "start_date": rec.start_date,
+        "api_modified_date": modified_date,
+        "api_modified_at": rec.api_modified_at,
+        "api_status": rec.api_status,
+        "api_version": rec.api_version,
+        "job_type": rec.job_type,
+        "taken_by": rec.taken_by,
+        "api_data_json": rec.api_data,
+    }
+
+
+def _state_hash(state: dict[str, Any]) -> str:
+    payload = json.dumps({k: state.get(k) for k in HISTORY_FIELDS}, sort_keys=True, default=str,
+                         separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+_CIRCUIT_COLS = ("id", "job_guid", "work_order", "extension", "region_id", "title", "contractor",
+                 "cycle_type", "total_miles", "miles_planned", "percent_complete", "total_acres",
+                 "start_date", "api_modified_date", "api_modified_at", "api_status", "api_version",
+                 "job_type", "taken_by", "api_data_json", "user_modified_fields",
+                 "parent_circuit_id", "deleted_at")
+
+
+def sync_circuits(conn: sa.Connection, records: list[CircuitRecord], *, observed_at: datetime,
+                  force: bool = False, run_id: str | None = None) -> CircuitSyncResult:
+    """Upsert a listing of circuits by job_guid and record what changed.
+
+    ``observed_at`` is when WorkStudio said this (the run's clock); it dates history versions.
+    ``force`` overwrites user-modified SYNCABLE fields and clears their marks.
+    """
+    result = CircuitSyncResult(processed=len(records))
+    if not records:
+        return result
+
+    names = []
+    for rec in records:
+        if rec.region_name:
+            names.append(rec.region_name)
+        else:
+            result.issues.append({"type": "row", "code": "missing_region", "severity": "warning",
+                                  "message": f"{rec.job_guid} ({rec.work_order}) has no REGION; "
+                                             f"filed under {UNKNOWN_REGION!r}"})
+            names.append(UNKNOWN_REGION)
+    regions, result.regions_created = ensure_regions(conn, names)
+    for name in result.regions_created:
+        result.issues.append({"type": "region", "code": "region_created", "severity": "info",
+                              "message": f"new region {name!r} created"})
+
+    guids = [r.job_guid for r in records]
+    existing = {
+        row["job_guid"]: row
+        for row in conn.execute(
+            sa.text(f"SELECT {', '.join(_CIRCUIT_COLS)} FROM circuits WHERE job_guid = ANY(:g)"),
+            {"g": guids},
+        ).mappings()
+    }
+
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    status_changed: list[str] = []
+    api_rows: dict[str, dict[str, Any]] = {}
+    for rec in records:
+        region_id = regions[region_key(rec.region_name or UNKNOWN_REGION)]
+        api = _api_row(rec, region_id, observed_at)
+        api_rows[rec.job_guid] = api
+        old = existing.get(rec.job_guid)
+        if old is None:
+            inserts.append(api)
+            continue
+        marks = {} if force else dict(old["user_modified_fields"] or {})
+        new = dict(api)
+        for column, mark in _MARK_FOR_COLUMN.items():
+            if mark in marks:
+                new[column] = old[column]  # a person's edit wins over a normal sync
+        changed = {c: new[c] for c in new if c != "job_guid" and new[c] != old[c]}
+        if force and old["user_modified_fields"]:
+            changed["user_modified_fields"] = None
+        if old["deleted_at"] is not None:
+            changed["deleted_at"] = None  # listed again: it exists
+        if old["api_status"] != new["api_status"]:
+            status_changed.append(rec.job_guid)
+        if changed:
+            changed["id"] = old["id"]
+            updates.append(changed)
+        else:
+            result.unchanged += 1
+
+    for row in inserts:
+        row_id = conn.execute(
+            sa.text(
+                "INSERT INTO circuits (job_guid, work_order, extension, region_id, title, contractor,"
+                " cycle_type, total_miles, miles_planned, percent_complete, total_acres, start_date,"
+                " api_modified_date, api_modified_at, api_status, api_version, job_type, taken_by,"
+                " api_data_json, last_synced_at)"
+                " VALUES (:job_guid, :work_order, :extension, :region_id, :title, :contractor,"
+                " :cycle_type, :total_miles, :miles_planned, :percent_complete, :total_acres,"
+                " :start_date, :api_modified_date, :api_modified_at, :api_status, :api_version,"
+                " :job_type, :taken_by, CAST(:api_data_json AS jsonb), :observed_at) RETURNING id"
+            ),
+            {**row, "api_data_json": json.dumps(row["api_data_json"]), "observed_at": observed_at},
+        ).scalar_one()
+        existing[row["job_guid"]] = {"id": row_id, "user_modified_fields": None, **row}
+    result.created = len(inserts)
+
+    for row in updates:
+        sets = ", ".join(
+            f"{c} = CAST(:{c} AS jsonb)" if c in ("api_data_json", "user_modified_fields") else f"{c} = :{c}"
+            for c in row if c != "id"
+        )
+        params = {c: (json.dumps(v) if c in ("api_data_json", "user_modified_fields") and v is not None
+                      else v) for c, v in row.items()}
+        conn.execute(sa.text(f"UPDATE circuits SET {sets}, updated_at = now() WHERE id = :id"), params)
+    result.updated = len(updates)
+
+    ids = {g: existing[g]["id"] for g in guids}
+    result.circuit_ids = ids
+    # last_synced_at: when the circuit was last seen; only written when it moves.
+    conn.execute(
+        sa.text("UPDATE circuits SET last_synced_at = :t WHERE id = ANY(:ids)"
+                " AND last_synced_at IS DISTINCT FROM :t"),
+        {"t": observed_at, "ids": list(ids.values())},
+    )
+
+    _link_parents(conn, records, ids, api_rows)
+    _ui_states(conn, ids, api_rows, [g for g in guids if g not in {r["job_guid"] for r in inserts}],
+               status_changed, observed_at, result)
+    result.history_versions = _record_history(conn, ids, api_rows, observed_at, run_id)
+    _planners(conn, records, ids, observed_at, result)
+    return result
+
+
+def _link_parents(conn: sa.Connection, records: list[CircuitRecord], ids: dict[str, int],
+                  api_rows: dict[str, dict[str, Any]]) -> None:
+    """parent_circuit_id of a split -> the '@' job of its work order (or SS_PJOBGUID)."""
+    parents = resolve_parents(records)
+    missing = [p for p in parents.values() if p and p not in ids]
+    known = dict(ids)
+    if missing:
+        known.update({r.job_guid: r.id for r in conn.execute(
+            sa.text("SELECT id, job_guid FROM circuits WHERE job_guid = ANY(:g)"), {"g": missing})})
+    # A parent not in this listing: the '@' job of the same work order already stored.
+    orphan_wos = [r.work_order for r in records if r.extension != "@" and not parents.get(r.job_guid)]
+    at_jobs = {}
+    if orphan_wos:
+        at_jobs = {r.work_order: r.id for r in conn.execute(
+            sa.text("SELECT id, work_order FROM circuits WHERE work_order = ANY(:w) AND extension = '@'"),
+            {"w": orphan_wos})}
+    for rec in records:
+        if rec.extension == "@":
+            parent_id = None
+        else:
+            parent_guid = parents.get(rec.job_guid)
+            parent_id = known.get(parent_guid) if parent_guid else at_jobs.get(rec.work_order)
+        api_rows[rec.job_guid]["parent_circuit_id"] = parent_id
+        conn.execute(
+            sa.text("UPDATE circuits SET parent_circuit_id = :p WHERE id = :id"
+                    " AND parent_circuit_id IS DISTINCT FROM :p"),
+            {"p": parent_id, "id": ids[rec.job_guid]},
+        )
+
+
+def _ui_states(conn: sa.Connection, ids: dict[str, int], api_rows: dict[str, dict[str, Any]],
+               existing_guids: list[str], status_changed: list[str], observed_at: datetime,
+               result: CircuitSyncResult) -> None:
+    """A new circuit gets a UI state at once; an API status change moves the stage.
+
+    A stage a person set (stage_changed_by not null) wins until the API status changes.
+    """
+    for guid, cid in ids.items():
+        stage = STAGE_FOR_STATUS.get(api_rows[guid]["api_status"], "active")
+        inserted = conn.execute(
+            sa.text("INSERT INTO circuit_ui_states (circuit_id, workflow_stage, stage_changed_at)"
+                    " VALUES (:c, :s, :t) ON CONFLICT (circuit_id) DO NOTHING RETURNING id"),
+            {"c": cid, "s": stage, "t": observed_at},
+        ).scalar()
+        if inserted is None and guid in status_changed:
+            old = conn.execute(
+                sa.text("UPDATE circuit_ui_states u SET workflow_stage = :s, stage_changed_at = :t,"
+                        " stage_changed_by = NULL, updated_at = now()"
+                        " FROM circuit_ui_states prev WHERE u.id = prev.id AND u.circuit_id = :c"
+                        " AND u.workflow_stage <> :s RETURNING prev.workflow_stage"),
+                {"c": cid, "s": stage, "t": observed_at},
+            ).scalar()
+            if old is not None:
+                result.stage_changes.append({"circuit_id": cid, "job_guid": guid, "from": old,
+                                             "to": stage, "at": observed_at.isoformat()})
+
+
+def _record_history(conn: sa.Connection, ids: dict[str, int], api_rows: dict[str, dict[str, Any]],
+                    observed_at: datetime, run_id: str | None) -> int:
+    """Keep every change of a circuit's API state with its validity period.
+
+    Safe for out-of-order observations (an import or a replay of an earlier day): the new
+    version is spliced between the version valid at ``observed_at`` and the next one.
+    """
+    cids = list(ids.values())
+    current = {
+        r.circuit_id: r for r in conn.execute(
+            sa.text("SELECT DISTINCT ON (circuit_id) id, circuit_id, state_hash, valid_from, valid_to"
+                    " FROM circuit_history WHERE circuit_id = ANY(:c) AND valid_from <= :t"
+                    " ORDER BY circuit_id, valid_from DESC"),
+            {"c": cids, "t": observed_at})
+    }
+    following = {
+        r.circuit_id: r.next_from for r in conn.execute(
+            sa.text("SELECT circuit_id, min(valid_from) AS next_from FROM circuit_history"
+                    " WHERE circuit_id = ANY(:c) AND valid_from > :t GROUP BY circuit_id"),
+            {"c": cids, "t": observed_at})
+    }
+    written = 0
+    for guid, cid in ids.items():
+        state = {k: api_rows[guid].get(k) for k in HISTORY_FIELDS}
+        digest = _state_hash(state)
+        cur = current.get(cid)
+        if cur is not None and cur.state_hash == digest:
+            continue
+        params = {**state, "circuit_id": cid, "state_hash": digest, "run_id": run_id,
+                  "valid_from": observed_at, "valid_to": following.get(cid)}
+        if cur is not None and cur.valid_from == observed_at:
+            # Same instant observed again with other values: the later observation wins.
+            conn.execute(sa.text("DELETE FROM circuit_history WHERE id = :id"), {"id": cur.id})
+        elif cur is not None:
+            conn.execute(sa.text("UPDATE circuit_history SET valid_to = :t WHERE id = :id"),
+                         {"t": observed_at, "id": cur.id})
+        conn.execute(
+            sa.text(
+                "INSERT INTO circuit_history (circuit_id, valid_from, valid_to, state_hash, job_guid,"
+                " work_order, extension, parent_circuit_id, region_id, api_status, title, contractor,"
+                " cycle_type, job_type, total_miles, miles_planned, percent_complete, total_acres,"
+                " start_date, api_modified_date, api_modified_at, api_version, taken_by,"
+                " dagster_run_id) VALUES (:circuit_id, :valid_from, :valid_to, :state_hash,"
+                " :job_guid, :work_order, :extension, :parent_circuit_id, :region_id, :api_status,"
+                " :title, :contractor, :cycle_type, :job_type, :total_miles, :miles_planned,"
+                " :percent_complete, :total_acres, :start_date, :api_modified_date,"
+                " :api_modified_at, :api_version, :taken_by, :run_id)"
+            ),
+            params,
+        )
+        written += 1
+    return written
+
+
+def _planners(conn: sa.Connection, records: list[CircuitRecord], ids: dict[str, int],
+              observed_at: datetime, result: CircuitSyncResult) -> None:
+    """SS_TAKENBY -> circuit_user when a user matches, else unlinked_planners.
+
+    circuit_count counts distinct circuits a planner holds now (recomputed, not incremented:
+    the earlier system counted sync appearances).
+    """
+    taken = {r.job_guid: r.taken_by for r in records if r.taken_by}
+    if not taken:
+        return
+    users = {
+        row.key: row.id for row in conn.execute(
+            sa.text("SELECT id, lower(ws_username) AS key FROM users WHERE ws_username IS NOT NULL"))
+    }
+    unlinked: set[str] = set()
+    for guid, username in taken.items():
+        uid = users.get(username.lower())
+        if uid is None:
+            unlinked.add(username)
+            continue
+        linked = conn.execute(
+            sa.text("INSERT INTO circuit_user (circuit_id, user_id, assignment_source, assigned_at)"
+                    " VALUES (:c, :u, 'api_sync', :t) ON CONFLICT (circuit_id, user_id) DO NOTHING"
+                    " RETURNING id"),
+            {"c": ids[guid], "u": uid, "t": observed_at},
+        ).scalar()
+        result.planners_linked += 1 if linked else 0
+    for username in sorted(unlinked):
+        conn.execute(
+            sa.text("INSERT INTO unlinked_planners (ws_username, first_seen_at, last_seen_at)"
+                    " VALUES (:u, :t, :t) ON CONFLICT (ws_username) DO UPDATE"
+                    " SET last_seen_at = greatest(unlinked_planners.last_seen_at, EXCLUDED.last_seen_at),"
+                    " updated_at = now()"
+                    " WHERE unlinked_planners.last_seen_at IS DISTINCT FROM"
+                    " greatest(unlinked_planners.last_seen_at, EXCLUDED.last_seen_at)"),
+            {"u": username, "t": observed_at},
+        )
+    result.unlinked_planners = sorted(unlinked)
+    conn.execute(sa.text(
+        "UPDATE unlinked_planners p SET circuit_count = n.cnt, updated_at = now()"
+        " FROM (SELECT p2.id, (SELECT count(DISTINCT c.id) FROM circuits c"
+        "        WHERE lower(c.taken_by) = lower(p2.ws_username) AND c.deleted_at IS NULL) AS cnt"
+        "       FROM unlinked_planners p2) n"
+        " WHERE p.id = n.id AND p.circuit_count IS DISTINCT FROM n.cnt"))
+
+
+def state_as_of(conn: sa.Connection, at: datetime) -> list[sa.Row]:
+    """Each circuit's API state valid at instant ``at`` (from circuit_history)."""
+    return conn.execute(
+        sa.text("SELECT DISTINCT ON (circuit_id) * FROM circuit_history WHERE valid_from <= :t"
+                " ORDER BY circuit_id, valid_from DESC"), {"t": at}).all()
+

@@ -1,0 +1,120 @@
+"""sync_logs: one row per sync, started -> completed | warning | failed.
+
+The row is written in its own short transactions (never inside the data transaction) so a
+failed run still leaves a failed log. Messages pass through ``scrub`` so no secret reaches it.
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+
+MAX_ISSUES_IN_SUMMARY = 200
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _iso(dt: datetime | None) -> str | None:
+    return dt.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") if dt else None
+
+
+@dataclass
+class SyncLog:
+    engine: sa.Engine
+    sync_type: str
+    sync_trigger: str
+    api_status_filter: str | None = None
+    run_id: str | None = None
+    context: dict[str, Any] = field(default_factory=dict)
+    secrets: tuple[str, ...] = ()
+    id: int | None = None
+    started_at: datetime | None = None
+
+    def scrub(self, text: str) -> str:
+        for secret in self.secrets:
+            if secret:
+                text = text.replace(secret, "***")
+        return text
+
+    def start(self) -> "SyncLog":
+        self.started_at = utcnow()
+        summary = {"stage": "started", "started_at": _iso(self.started_at), "metrics": {},
+                   "issues": [], "error": None}
+        with self.engine.begin() as conn:
+            self.id = conn.execute(
+                sa.text(
+                    "INSERT INTO sync_logs (sync_type, sync_status, sync_trigger, api_status_filter,"
+                    " started_at, context_json, summary_json, dagster_run_id)"
+                    " VALUES (:t, 'started', :tr, :f, :s, CAST(:ctx AS jsonb), CAST(:sum AS jsonb), :run)"
+                    " RETURNING id"
+                ),
+                {"t": self.sync_type, "tr": self.sync_trigger, "f": self.api_status_filter,
+                 "s": self.started_at, "ctx": json.dumps(self.context, default=str),
+                 "sum": json.dumps(summary), "run": self.run_id},
+            ).scalar_one()
+        return self
+
+    def _finish(self, status: str, counts: dict[str, int], issues: list[dict], error: dict | None,
+                message: str | None) -> None:
+        completed = utcnow()
+        metrics = dict(counts)
+        summary = {
+            "stage": status,
+            "started_at": _iso(self.started_at),
+            "completed_at": _iso(completed),
+            "metrics": metrics,
+            "issues": issues[:MAX_ISSUES_IN_SUMMARY],
+            "issues_total": len(issues),
+            "error": error,
+        }
+        columns = {k: counts.get(k) for k in
+                   ("circuits_processed", "circuits_created", "circuits_updated", "aggregates_created")}
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "UPDATE sync_logs SET sync_status = :st, completed_at = :c,"
+                    " duration_seconds = :d, circuits_processed = :cp, circuits_created = :cc,"
+                    " circuits_updated = :cu, aggregates_created = :ac, error_message = :em,"
+                    " error_details = CAST(:ed AS jsonb), summary_json = CAST(:sum AS jsonb),"
+                    " updated_at = now() WHERE id = :id"
+                ),
+                {"st": status, "c": completed,
+                 "d": int(round((completed - self.started_at).total_seconds())),
+                 "cp": columns["circuits_processed"], "cc": columns["circuits_created"],
+                 "cu": columns["circuits_updated"], "ac": columns["aggregates_created"],
+                 "em": self.scrub(message) if message else None,
+                 "ed": self.scrub(json.dumps(error or ({"issues": issues[:MAX_ISSUES_IN_SUMMARY]}
+                                                      if issues else None), default=str)),
+                 "sum": self.scrub(json.dumps(summary, default=str)), "id": self.id},
+            )
+
+    def complete(self, counts: dict[str, int], issues: list[dict] | None = None,
+                 failures: list[dict] | None = None) -> str:
+        """Completed, or warning when some items failed (listed) or rows had errors."""
+        issues = list(issues or [])
+        failures = list(failures or [])
+        if failures:
+            message = f"{len(failures)} item(s) failed: " + "; ".join(
+                f"{f.get('item')}: {f.get('message')}" for f in failures[:5])
+            self._finish("warning", counts, failures + issues, None, message)
+            return "warning"
+        if any(i.get("severity") == "error" for i in issues):
+            n = sum(1 for i in issues if i.get("severity") == "error")
+            self._finish("warning", counts, issues, None, f"{n} row(s) rejected; see summary_json")
+            return "warning"
+        self._finish("completed", counts, issues, None, None)
+        return "completed"
+
+    def fail(self, exc: BaseException, counts: dict[str, int] | None = None) -> None:
+        message = f"{type(exc).__name__}: {exc}"
+        error = {"code": type(exc).__name__, "message": self.scrub(str(exc)),
+                 "trace_id": self.run_id,
+                 "traceback": self.scrub("".join(traceback.format_exception(exc))[-4000:])}
+        self._finish("failed", counts or {}, [], error, message)
