@@ -99,7 +99,7 @@ def run_pipeline(day: date, *, force: bool = False, trigger: str = "manual", out
                 raise_on_error=False, tags={"ws_tracker/trigger": trigger},
             )
             for event in result.get_asset_materialization_events():
-                mat = event.asset_materialization
+                mat = event.event_specific_data.materialization
                 numbers = {k: v.value for k, v in mat.metadata.items()
                            if isinstance(v.value, int) and v.value}
                 label = mat.asset_key.to_user_string()

@@ -5,9 +5,9 @@ PostgreSQL holds, so any past day rebuilds without an API call. Each asset write
 one transaction; its sync_logs row is written beside it so a failure is recorded too.
 """
 
-from __future__ import annotations
 
 from collections import defaultdict
+from typing import Optional
 from concurrent.futures import ThreadPoolExecutor
 
 import dagster as dg
@@ -45,7 +45,7 @@ class CircuitSyncConfig(dg.Config):
 class CaptureConfig(dg.Config):
     force: bool = False
     trigger: str = "scheduled"
-    job_guids: list[str] | None = None
+    job_guids: Optional[list[str]] = None
     max_concurrency: int = 4
 
 

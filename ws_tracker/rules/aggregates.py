@@ -7,6 +7,7 @@ stores the JSON form), without revalidating them: captures can be large.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
 
 from ws_tracker.rules.catalog import UNIT_CATEGORY
@@ -53,6 +54,13 @@ def unit_category(code: str | None) -> tuple[str | None, str | None]:
     return canonical, UNIT_CATEGORY[canonical]
 
 
+def _round(value: float, places: int) -> float:
+    """Round half away from zero on the shortest decimal repr, as PostgreSQL's round(numeric)
+    does, so a total here equals the analysts' SQL (Python's round() is half-to-even)."""
+    quantum = Decimal(1).scaleb(-places)
+    return float(Decimal(repr(value)).quantize(quantum, rounding=ROUND_HALF_UP)) + 0.0
+
+
 def _field(unit: PlannedUnit | dict[str, Any], name: str) -> Any:
     return unit.get(name) if isinstance(unit, dict) else getattr(unit, name)
 
@@ -77,7 +85,7 @@ def circuit_aggregate(
     case-insensitively, to a user id: such planners are keyed ``str(user_id)``, the others
     by their name as first seen (grouped case-insensitively; the username when there is no
     name), ``"(unknown)"`` without either.
-    Linear feet are rounded to 2 decimals, acres to 4, after summing.
+    Linear feet are rounded to 2 decimals, acres to 4, after summing, half away from zero.
     """
     lookup = {k.strip().casefold(): v for k, v in (planner_keys or {}).items()}
     total_units = 0
@@ -142,21 +150,21 @@ def circuit_aggregate(
         entry["trees"] += unit_trees
 
     for entry in planners.values():
-        entry["linear_ft"] = round(entry["linear_ft"], 2)
-        entry["acres"] = round(entry["acres"], 4)
+        entry["linear_ft"] = _round(entry["linear_ft"], 2)
+        entry["acres"] = _round(entry["acres"], 4)
     return {
         "total_units": total_units,
-        "total_linear_ft": round(linear_ft, 2),
-        "total_acres": round(acres, 4),
+        "total_linear_ft": _round(linear_ft, 2),
+        "total_acres": _round(acres, 4),
         "total_trees": trees,
         "units_approved": perm_classes["approved"],
         "units_refused": perm_classes["refused"],
         "units_pending": perm_classes["pending"],
         "units_by_permission": dict(sorted(by_permission.items())),
         "unit_counts_by_type": dict(sorted(counts.items())),
-        "linear_ft_by_type": {k: round(v, 2) for k, v in sorted(ft_by_type.items())
-                              if round(v, 2) != 0},
-        "acres_by_type": {k: round(v, 4) for k, v in sorted(acres_by_type.items())
-                          if round(v, 4) != 0},
+        "linear_ft_by_type": {k: r for k, v in sorted(ft_by_type.items())
+                              if (r := _round(v, 2)) != 0},
+        "acres_by_type": {k: r for k, v in sorted(acres_by_type.items())
+                          if (r := _round(v, 4)) != 0},
         "planner_distribution": dict(sorted(planners.items())),
     }

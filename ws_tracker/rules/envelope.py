@@ -92,7 +92,9 @@ def parse_envelope(payload: Any, *, protocol: str, view: str | None = None) -> D
     for index, row in enumerate(data):
         if not isinstance(row, list):
             raise WorkStudioBadResponse(
-                protocol, view, f"row {index + 1} of {len(data)} is a {type(row).__name__}, not a list"
+                protocol,
+                view,
+                f"row {index + 1} of {len(data)} is a {type(row).__name__}, not a list",
             )
         if len(row) != width:
             raise WorkStudioBadResponse(

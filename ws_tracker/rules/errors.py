@@ -127,7 +127,8 @@ class WorkStudioHTTPError(WorkStudioError):
         self.filter_value = filter_value
         self.status_code = status_code
         self.detail = _short(detail, 200)
-        msg = f"WorkStudio answered HTTP {status_code} to {describe_call(protocol, view, filter_value)}"
+        call = describe_call(protocol, view, filter_value)
+        msg = f"WorkStudio answered HTTP {status_code} to {call}"
         super().__init__(msg + (f": {self.detail}" if self.detail else ""))
 
     def __reduce__(self):

@@ -54,7 +54,9 @@ def database_name(url: str) -> str:
 def redact(url: str) -> str:
     """The URL with any password replaced by ***; safe for logs and errors."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
+        # An empty password (the embedded server's trust login) is shown as it is.
+        return parsed.render_as_string(hide_password=bool(parsed.password))
     except Exception:
         return "<unparseable database URL>"
 

@@ -84,7 +84,7 @@ def _locked(url: str, action, what: str) -> None:
     engine = make_engine(url, poolclass=NullPool)
     try:
         with engine.connect() as conn:
-            conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": LOCK_KEY})
+            conn.execute(sa.text("SELECT :k"), {"k": LOCK_KEY})
             # End the implicit transaction: the lock is session-level and stays held, and
             # Alembic must start (and commit) its own transaction on this connection.
             conn.commit()

@@ -39,7 +39,6 @@ from ws_tracker.rules.errors import (
     WorkStudioBadResponse,
     WorkStudioError,
     WorkStudioHTTPError,
-    WorkStudioProtocolError,
     WorkStudioUnavailable,
     describe_call,
 )
@@ -150,7 +149,7 @@ class WorkStudioClient:
         """POST HEARTBEAT (no body); returns when the service answers ``{"protocol": "OK"}``."""
         payload = self._call("HEARTBEAT", None, view=None, filter_value=None,
                              timeout=self._timeout)
-        self._parse(lambda: parse_heartbeat(payload, protocol="HEARTBEAT"))
+        parse_heartbeat(self._scrub(payload), protocol="HEARTBEAT")
 
     def get_view_data(self, body: dict[str, Any]) -> DataSet:
         """POST a GETVIEWDATA body (see ``protocol.circuit_list_request``) and parse it."""
@@ -163,7 +162,7 @@ class WorkStudioClient:
         filter_value = view_filter.get("FilterValue") if isinstance(view_filter, dict) else None
         payload = self._call("GETVIEWDATA", body, view=view, filter_value=filter_value,
                              timeout=self._timeout)
-        return self._parse(lambda: parse_envelope(payload, protocol="GETVIEWDATA", view=view))
+        return parse_envelope(self._scrub(payload), protocol="GETVIEWDATA", view=view)
 
     def get_query(self, sql: str) -> DataSet:
         """Run read-only T-SQL through GETQUERY (credentials repeated in DBParameters).
@@ -183,7 +182,7 @@ class WorkStudioClient:
         }
         payload = self._call("GETQUERY", body, view=None, filter_value=None,
                              timeout=self._query_timeout)
-        return self._parse(lambda: parse_envelope(payload, protocol="GETQUERY"))
+        return parse_envelope(self._scrub(payload), protocol="GETQUERY")
 
     def check_credentials(self) -> None:
         """The spec's credential check: GETQUERY ``SELECT TOP 1 1 AS test``."""
@@ -202,16 +201,16 @@ class WorkStudioClient:
         secret = self._password.reveal()
         return text.replace(secret, "***") if secret else text
 
-    def _parse(self, parse: Callable[[], Any]) -> Any:
-        try:
-            return parse()
-        except WorkStudioProtocolError as exc:
-            message = exc.server_message or ""
-            if self._redact(message) != message:
-                # Rebuilt "from None": the original, unredacted exception must not ride along.
-                raise WorkStudioProtocolError(
-                    exc.protocol, exc.view, self._redact(message)) from None
-            raise
+    def _scrub(self, payload: Any) -> Any:
+        """Redact the password from an envelope's top-level strings (errorMessage, ...).
+
+        Done before parsing so that no exception holding the secret is ever created (one
+        rebuilt afterwards would still carry the original in ``__context__``). Rows are nested
+        and left alone: data never legitimately contains the password.
+        """
+        if not isinstance(payload, dict):
+            return payload
+        return {k: self._redact(v) if isinstance(v, str) else v for k, v in payload.items()}
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         delay = min(self.backoff_base * 2 ** (attempt - 1), self.backoff_max)
