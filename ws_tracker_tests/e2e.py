@@ -1,0 +1,69 @@
+"""Helpers for end-to-end tests: the simulator over real HTTP and one materialization."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timezone
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import sqlalchemy as sa
+
+from ws_tracker.pipeline.assets import ASSETS
+from ws_tracker.pipeline.resources import ClockResource
+from ws_tracker.simulator.server import SimulatorServer
+from ws_tracker.simulator.world import World, WorldConfig
+from ws_tracker.warehouse.resource import WarehouseResource
+from ws_tracker.workstudio.resource import WorkStudioResource
+
+NY = ZoneInfo("America/New_York")
+USER = "ASPLUNDH\\e2e"
+PASSWORD = "e2e-Secret-Pa55"
+SYNC_TIME = time(17, 30)
+
+
+def sync_instant(day: date) -> datetime:
+    return datetime.combine(day, SYNC_TIME, NY).astimezone(timezone.utc)
+
+
+@dataclass
+class Harness:
+    """A simulator and a database; ``run(day)`` syncs as the pipeline would at 17:30 that day."""
+
+    server: SimulatorServer
+    world: World
+    db_url: str
+    password: str = PASSWORD
+
+    def run(self, day: date, *, force: bool = False, trigger: str = "scheduled",
+            raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
+        at = sync_instant(day)
+        self.world.set_clock(at)
+        resources = {
+            "workstudio": WorkStudioResource(base_url=self.server.base_url, username=USER,
+                                             password=self.password, backoff_base=0.01,
+                                             backoff_max=0.05, max_attempts=2),
+            "warehouse": WarehouseResource(database_url=self.db_url),
+            "clock": ClockResource(frozen_at=at.isoformat()),
+        }
+        run_config = {"ops": {
+            "circuits": {"config": {"force": force, "trigger": trigger}},
+            "planned_unit_captures": {"config": {"force": force, "trigger": trigger}},
+        }}
+        return dg.materialize(ASSETS, partition_key=day.isoformat(), resources=resources,
+                              run_config=run_config, raise_on_error=raise_on_error)
+
+
+def start_harness(db_url: str, **world_kwargs) -> Harness:
+    world = World(WorldConfig(**world_kwargs))
+    server = SimulatorServer(world, accounts={USER: PASSWORD}).start()
+    return Harness(server, world, db_url)
+
+
+def dump_tables(engine: sa.Engine, tables: list[str]) -> dict[str, list[tuple]]:
+    """Every row of each table, ordered by id: the thing a re-run must leave as it was."""
+    out = {}
+    with engine.connect() as conn:
+        for table in tables:
+            out[table] = [tuple(r) for r in conn.execute(sa.text(f"SELECT * FROM {table} ORDER BY id"))]
+    return out
