@@ -172,7 +172,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
                "-h", args.host, "-p", str(args.port)]
         _print("starting: " + " ".join(cmd[2:]))
         try:
-            return subprocess.call(cmd, cwd=rt.REPO_ROOT)
+            # cwd = DAGSTER_HOME: dagster reads the dagster.yaml there, not the template in the repo.
+            return subprocess.call(cmd, cwd=runtime.dagster_home)
         except KeyboardInterrupt:
             return 0
 

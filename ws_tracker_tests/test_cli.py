@@ -94,3 +94,26 @@ def test_definitions_validate(empty_db_url):
     proc = subprocess.run([str(BIN / "dagster"), "definitions", "validate", "-m", "ws_tracker.definitions"],
                           capture_output=True, text=True, timeout=240, cwd=REPO, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_simulator_serve_speaks_the_protocol_on_loopback(tmp_path):
+    import socket
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([str(BIN / "ws-tracker"), "simulator", "serve", "--port", str(port),
+                             "--date", "2026-03-02"], stdout=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        line = proc.stdout.readline()
+        assert f"http://127.0.0.1:{port}" in line
+        auth = ("ASPLUNDH\\wstracker", "wstracker-sim")
+        ok = httpx.post(f"http://127.0.0.1:{port}/DDOProtocol/HEARTBEAT", auth=auth, timeout=10)
+        assert ok.json() == {"protocol": "OK"}
+        denied = httpx.post(f"http://127.0.0.1:{port}/DDOProtocol/HEARTBEAT", auth=(auth[0], "x"), timeout=10)
+        assert denied.status_code == 401
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

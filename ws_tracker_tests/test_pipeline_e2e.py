@@ -250,3 +250,18 @@ def test_seed_common_queries_run_unchanged(harness, engine):
     assert all(r.aggregate_date == DAY for r in results["active_circuits_latest_aggregate.sql"])
     assert len(results["regional_summary.sql"]) >= 6
     assert [r.sync_status for r in results["sync_history.sql"]] == ["completed"] * 3
+
+
+def test_optional_unit_columns_are_used_when_the_view_has_them(db_url, engine):
+    h = start_harness(db_url, extra_unit_columns=True)
+    try:
+        assert h.run(DAY).success
+        with engine.connect() as conn:
+            guid, raw = conn.execute(sa.text(
+                "SELECT c.job_guid, s.raw_json FROM planned_units_snapshots s"
+                " JOIN circuits c ON c.id = s.circuit_id ORDER BY s.unit_count DESC LIMIT 1")).one()
+        truth = {u["unit_id"]: u for u in h.world.units_truth(guid)}
+        assert raw and all(u["forester_username"] == truth[u["unit_id"]]["forester_user"] for u in raw)
+        assert all(u["span_length_m"] == pytest.approx(truth[u["unit_id"]]["span_length_m"]) for u in raw)
+    finally:
+        h.server.stop()
