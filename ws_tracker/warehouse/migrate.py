@@ -10,7 +10,9 @@ and nothing depends on the current directory or an ini file being shipped.
   ``alembic_version``; the two must never collide, even when both live in one database.
 - ``upgrade`` and ``downgrade`` hold a session-level PostgreSQL advisory lock (fixed key,
   ``LOCK_KEY``) for their whole run, so two processes migrating the same database at once
-  serialize: the second waits, then finds the schema at head and does nothing.
+  serialize: the second waits, then finds the schema at head and does nothing. It also
+  serializes threads of one process, which matters because Alembic's ``op`` and ``context``
+  are process-global proxies (two unserialized upgrades in threads trample each other).
 - Each run is a single transaction (PostgreSQL has transactional DDL): a failed migration
   leaves the schema as it was.
 """
@@ -84,7 +86,7 @@ def _locked(url: str, action, what: str) -> None:
     engine = make_engine(url, poolclass=NullPool)
     try:
         with engine.connect() as conn:
-            conn.execute(sa.text("SELECT :k"), {"k": LOCK_KEY})
+            conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": LOCK_KEY})
             # End the implicit transaction: the lock is session-level and stays held, and
             # Alembic must start (and commit) its own transaction on this connection.
             conn.commit()
