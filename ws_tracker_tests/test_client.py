@@ -346,3 +346,29 @@ def test_resource_repr_hides_password():
     resource = WorkStudioResource(base_url=BASE, username=USER, password=PASSWORD)
     assert "svc_tracker" in repr(resource)
     assert_no_secret(repr(resource), str(resource))
+
+
+def test_rate_limiter_spaces_request_starts_across_threads():
+    import threading
+
+    from ws_tracker.workstudio.client import RateLimiter
+
+    now = [100.0]
+    slept: list[float] = []
+    lock = threading.Lock()
+
+    def fake_sleep(s):
+        with lock:
+            slept.append(round(s, 6))
+
+    limiter = RateLimiter(4.0, sleep=fake_sleep, monotonic=lambda: now[0])
+    threads = [threading.Thread(target=limiter.acquire) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # Five starts at the same instant: the first goes at once, the rest 0.25 s apart.
+    assert sorted(slept) == [0.25, 0.5, 0.75, 1.0]
+    assert RateLimiter(None).acquire() == 0.0
+    with pytest.raises(ValueError):
+        RateLimiter(0)

@@ -1,4 +1,9 @@
-"""Jobs over the asset graph."""
+"""Jobs over the asset graph, and the run-queue tags that keep syncs from overlapping.
+
+dagster.yaml limits each of the two tag keys below to one run at a time: a circuit-list sync
+never overlaps another circuit-list sync, a planned-unit sync never overlaps another one
+(whichever job or schedule launched them), and the shared WorkStudio never sees two of a kind.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,8 @@ import dagster as dg
 from ws_tracker.pipeline.assets import circuit_aggregates, circuits, planned_unit_captures
 from ws_tracker.pipeline.partitions import daily_partitions
 
-# Run-queue tag: dagster.yaml limits runs that carry it to one per value, so two WorkStudio
-# syncs of the same kind never overlap.
-WORKSTUDIO_TAG = "ws_tracker/workstudio"
+CIRCUIT_SYNC_TAG = "ws_tracker/circuit_sync"
+UNIT_SYNC_TAG = "ws_tracker/unit_sync"
 
 daily_pipeline_job = dg.define_asset_job(
     name="daily_pipeline",
@@ -17,7 +21,23 @@ daily_pipeline_job = dg.define_asset_job(
     "circuit_aggregates. Partitioned by day (America/New_York).",
     selection=dg.AssetSelection.assets(circuits, planned_unit_captures, circuit_aggregates),
     partitions_def=daily_partitions,
-    tags={WORKSTUDIO_TAG: "daily_pipeline"},
+    tags={CIRCUIT_SYNC_TAG: "1", UNIT_SYNC_TAG: "1"},
 )
 
-JOBS = [daily_pipeline_job]
+circuit_sync_job = dg.define_asset_job(
+    name="circuit_sync",
+    description="Sync the circuit list of the statuses in the run config (default all four).",
+    selection=dg.AssetSelection.assets(circuits),
+    tags={CIRCUIT_SYNC_TAG: "1"},
+)
+
+unit_sync_job = dg.define_asset_job(
+    name="unit_sync",
+    description="Capture the planned units of the circuits that need it, then rebuild that "
+    "day's circuit_aggregates. Partitioned by day.",
+    selection=dg.AssetSelection.assets(planned_unit_captures, circuit_aggregates),
+    partitions_def=daily_partitions,
+    tags={UNIT_SYNC_TAG: "1"},
+)
+
+JOBS = [daily_pipeline_job, circuit_sync_job, unit_sync_job]

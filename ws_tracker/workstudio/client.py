@@ -87,8 +87,43 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     return max((when - now).total_seconds(), 0.0)
 
 
+class RateLimiter:
+    """Paces request starts to at most ``per_second`` across all threads of one client.
+
+    Politeness by design: the service is shared and slow, so however many fetches run at once
+    (bounded concurrency), their starts are spaced evenly instead of arriving in bursts.
+    """
+
+    def __init__(self, per_second: float | None, *, sleep: Callable[[float], None] = time.sleep,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        if per_second is not None and per_second <= 0:
+            raise ValueError("requests per second must be positive (or None for no limit)")
+        self.interval = 1.0 / per_second if per_second else 0.0
+        self._sleep = sleep
+        self._monotonic = monotonic
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def acquire(self) -> float:
+        """Wait for this request's slot; returns the seconds waited."""
+        if not self.interval:
+            return 0.0
+        with self._lock:
+            now = self._monotonic()
+            start = max(now, self._next)
+            self._next = start + self.interval
+        wait = start - now
+        if wait > 0:
+            self._sleep(wait)
+        return wait
+
+
 class WorkStudioClient:
-    """A synchronous DDOProtocol client. Use as a context manager, or call :meth:`close`."""
+    """A synchronous DDOProtocol client. Use as a context manager, or call :meth:`close`.
+
+    Thread-safe: the planned-unit fetches share one client (one connection pool, one rate
+    limit) across a bounded pool of threads.
+    """
 
     def __init__(
         self,
@@ -106,6 +141,8 @@ class WorkStudioClient:
         transport: httpx.BaseTransport | None = None,
         logger: logging.Logger | logging.LoggerAdapter | None = None,
         clock: Callable[[], datetime] | None = None,
+        requests_per_second: float | None = None,
+        max_connections: int = 8,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -125,7 +162,10 @@ class WorkStudioClient:
             timeout=self._timeout,
             transport=transport,
             headers={"Accept": "application/json"},
+            limits=httpx.Limits(max_connections=max_connections,
+                                max_keepalive_connections=max_connections),
         )
+        self._rate = RateLimiter(requests_per_second, sleep=sleep)
         self._lock = threading.Lock()
         self.calls = 0  # HTTP requests made (every attempt counts), for metrics
         self.auth_failed = False
@@ -234,6 +274,7 @@ class WorkStudioClient:
         url = f"{self.base_url}/DDOProtocol/{protocol}"
         last_cause = "no attempt made"
         for attempt in range(1, self.max_attempts + 1):
+            self._rate.acquire()
             with self._lock:
                 self.calls += 1
             retry_after: float | None = None

@@ -25,6 +25,10 @@ class WorkStudioResource(dg.ConfigurableResource):
     max_attempts: int = 5
     backoff_base: float = 1.0
     backoff_max: float = 30.0
+    # Politeness defaults for a shared, slow service: at most 4 calls in flight and request
+    # starts spaced to 5 per second. A day's sync is then bounded by the API's latency.
+    max_concurrency: int = Field(default=4, ge=1, description="Planned-unit fetches in flight")
+    requests_per_second: float = Field(default=5.0, gt=0, description="Request starts per second")
 
     def get_client(self) -> WorkStudioClient:
         """A new client (the caller closes it, e.g. ``with resource.get_client() as c:``)."""
@@ -38,5 +42,7 @@ class WorkStudioResource(dg.ConfigurableResource):
             max_attempts=self.max_attempts,
             backoff_base=self.backoff_base,
             backoff_max=self.backoff_max,
+            requests_per_second=self.requests_per_second,
+            max_connections=self.max_concurrency,
             logger=dg.get_dagster_logger("ws_tracker.workstudio"),
         )
