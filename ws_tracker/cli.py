@@ -3,6 +3,7 @@
     ws-tracker run [--date YYYY-MM-DD] [--force]   materialize the daily pipeline in-process
     ws-tracker demo                                 run today on embedded defaults, print a summary
     ws-tracker dev                                  the Dagster UI (dagster dev) on the same defaults
+    ws-tracker circuits edit JOB_GUID FIELD=VALUE.. a person's edit (kept by normal syncs)
     ws-tracker db migrate | url | stop              the warehouse
     ws-tracker simulator serve --port P             the WorkStudio simulator
 """
@@ -161,6 +162,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+# ----------------------------------------------------------------------------- circuits
+def cmd_circuits(args: argparse.Namespace) -> int:
+    from ws_tracker.warehouse.edits import EditError, parse_assignments, record_edit
+    from ws_tracker.warehouse.migrate import upgrade
+    from ws_tracker.warehouse.resource import engine_for, resolve_database_url
+
+    url = resolve_database_url()
+    upgrade(url)
+    try:
+        changes = parse_assignments(args.assignments)
+        with engine_for(url).begin() as conn:
+            result = record_edit(conn, args.job_guid, changes, by_email=args.by,
+                                 at=datetime.now(timezone.utc))
+    except EditError as exc:
+        print(f"ws-tracker: error: {exc}", file=sys.stderr)
+        return 2
+    _print(f"circuit {result.job_guid} (id {result.circuit_id}): "
+           + ", ".join(f"{k}={v}" for k, v in result.changed.items())
+           + " (kept by normal syncs; `ws-tracker run --force` restores the API's values)")
+    return 0
+
+
 # ----------------------------------------------------------------------------- dev
 def cmd_dev(args: argparse.Namespace) -> int:
     from ws_tracker import runtime as rt
@@ -200,6 +223,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=3000)
     p.set_defaults(func=cmd_dev)
+
+    p = sub.add_parser("circuits", help="circuits, as a person edits them")
+    csub = p.add_subparsers(dest="circuits_command", required=True)
+    e = csub.add_parser("edit", help="edit SYNCABLE fields; normal syncs keep the edit")
+    e.add_argument("job_guid", metavar="JOB_GUID")
+    e.add_argument("assignments", nargs="+", metavar="FIELD=VALUE",
+                   help="title, contractor, cycle_type, total_miles, miles_planned, "
+                        "percent_complete, total_acres, start_date, region")
+    e.add_argument("--by", metavar="EMAIL", help="the user making the edit (users.email)")
+    p.set_defaults(func=cmd_circuits)
 
     p = sub.add_parser("db", help="the warehouse database")
     dbsub = p.add_subparsers(dest="db_command", required=True)

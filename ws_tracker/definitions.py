@@ -12,6 +12,8 @@ from ws_tracker.config import ENV_WS_BASE_URL, ENV_WS_PASSWORD, ENV_WS_USERNAME
 from ws_tracker.pipeline.assets import ASSETS
 from ws_tracker.pipeline.jobs import JOBS
 from ws_tracker.pipeline.resources import ClockResource
+from ws_tracker.pipeline.schedules import SCHEDULES
+from ws_tracker.pipeline.sensors import SENSORS
 from ws_tracker.warehouse.resource import WarehouseResource
 from ws_tracker.workstudio.resource import WorkStudioResource
 
@@ -20,6 +22,8 @@ def build_definitions() -> dg.Definitions:
     return dg.Definitions(
         assets=ASSETS,
         jobs=JOBS,
+        schedules=SCHEDULES,
+        sensors=SENSORS,
         resources={
             "workstudio": WorkStudioResource(
                 base_url=dg.EnvVar(ENV_WS_BASE_URL),

@@ -66,6 +66,7 @@ deleted_at | timestamp | Yes
 + api_version | varchar(50) | Yes
 + job_type | varchar(100) | Yes
 + taken_by | varchar | Yes
++ last_planned_units_version | varchar(50) | Yes
 
 ## circuit_aggregates (seed)
 id | bigint | No
@@ -703,7 +704,7 @@ def base(engine):
 # --------------------------------------------------------------------------------------- tests
 
 def test_heads_is_single_linear_head():
-    assert migrate.heads() == ["0002_reference_data"]
+    assert migrate.heads() == ["0003_units_synced_version"]
 
 
 def test_upgrade_from_empty_creates_every_table_and_versions_in_our_table(empty_db_url):
@@ -728,7 +729,7 @@ def test_upgrade_from_empty_creates_every_table_and_versions_in_our_table(empty_
             assert versions == migrate.heads()
     finally:
         eng.dispose()
-    assert migrate.current(empty_db_url) == "0002_reference_data"
+    assert migrate.current(empty_db_url) == "0003_units_synced_version"
 
 
 def test_step_by_step_upgrade_schema_then_reference_data(empty_db_url):

@@ -5,10 +5,13 @@ PostgreSQL holds, so any past day rebuilds without an API call. Each asset write
 one transaction; its sync_logs row is written beside it so a failure is recorded too.
 """
 
-
+# No ``from __future__ import annotations`` here: Dagster reads the Config annotations at
+# definition time and cannot resolve them as strings.
 from collections import defaultdict
-from typing import Optional
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Optional
 
 import dagster as dg
 import sqlalchemy as sa
@@ -28,25 +31,75 @@ from ws_tracker.warehouse.circuit_aggregates import build_day
 from ws_tracker.warehouse.circuit_sync import sync_circuits
 from ws_tracker.warehouse.resource import WarehouseResource
 from ws_tracker.warehouse.sync_log import SyncLog
+from ws_tracker.workstudio.client import WorkStudioClient
 from ws_tracker.workstudio.protocol import SYNCED_STATUSES
 from ws_tracker.workstudio.resource import WorkStudioResource
 
 OWNERS = ["team:data-engineering"]
 WORKSTUDIO_GROUP = "workstudio"
 DERIVED_GROUP = "derived"
+SYNC_TRIGGERS = ("scheduled", "manual", "workflow_event")
 
 
 class CircuitSyncConfig(dg.Config):
     statuses: list[str] = list(SYNCED_STATUSES)
     force: bool = False
-    trigger: str = "scheduled"
+    # None: derived from how Dagster launched the run (schedule, sensor, or a person).
+    trigger: Optional[str] = None
+    # Sync as this user (email) with their stored WorkStudio credentials: views are scoped
+    # server-side by the caller's groups. None: the system credentials from the environment.
+    run_as: Optional[str] = None
 
 
 class CaptureConfig(dg.Config):
     force: bool = False
-    trigger: str = "scheduled"
-    job_guids: Optional[list[str]] = None
-    max_concurrency: int = 4
+    trigger: Optional[str] = None
+    run_as: Optional[str] = None
+    job_guids: Optional[list[str]] = None  # only these circuits (workflow events)
+
+
+def run_trigger(context: dg.AssetExecutionContext, configured: Optional[str] = None) -> str:
+    """sync_logs.sync_trigger: the configured one, else how Dagster launched the run."""
+    if configured:
+        if configured not in SYNC_TRIGGERS:
+            raise ValueError(f"trigger must be one of {SYNC_TRIGGERS}, not {configured!r}")
+        return configured
+    tags = context.run.tags
+    if "dagster/schedule_name" in tags:
+        return "scheduled"
+    if "dagster/sensor_name" in tags:
+        return "workflow_event"
+    return "manual"
+
+
+@contextmanager
+def workstudio_session(workstudio: WorkStudioResource, warehouse_engine: sa.Engine,
+                       run_as: Optional[str]) -> Iterator[tuple[WorkStudioClient, tuple[str, ...]]]:
+    """A client with the system credentials, or with ``run_as``'s stored ones.
+
+    Yields (client, secrets to scrub). A 401 with a user's credentials marks them failed
+    (is_valid false, fail counts, failed_at) before the error fails the run.
+    """
+    from ws_tracker.warehouse import credentials as creds_store
+
+    user = None
+    if run_as:
+        with warehouse_engine.connect() as conn:
+            user = creds_store.load_user_credentials(conn, run_as)
+        client = workstudio.get_client(username=user.username, password=user.password.reveal())
+        secrets = (user.password.reveal(), workstudio.password)
+    else:
+        client = workstudio.get_client()
+        secrets = (workstudio.password,)
+    try:
+        with client:
+            yield client, secrets
+    except WorkStudioAuthError:
+        if user is not None:
+            creds_store.record_auth_failure(warehouse_engine, user.user_id)
+        raise
+    if user is not None:
+        creds_store.record_auth_success(warehouse_engine, user.user_id)
 
 
 def _issues(row_issues) -> list[dict]:
@@ -69,14 +122,16 @@ def circuits(
 ) -> dg.MaterializeResult:
     engine = warehouse.get_engine()
     now = clock.now()
-    log = SyncLog(engine, "circuit_list", config.trigger, ",".join(config.statuses),
-                  run_id=context.run_id, secrets=(workstudio.password,),
-                  context={"asset": "circuits", "force": config.force,
+    log = SyncLog(engine, "circuit_list", run_trigger(context, config.trigger),
+                  ",".join(config.statuses), run_id=context.run_id,
+                  secrets=(workstudio.password,),
+                  context={"asset": "circuits", "force": config.force, "run_as": config.run_as,
                            "observed_at": now.isoformat()}).start()
     try:
         records: dict[str, CircuitRecord] = {}
         issues: list[dict] = []
-        with workstudio.get_client() as client:
+        with workstudio_session(workstudio, engine, config.run_as) as (client, secrets):
+            log.secrets = secrets
             client.heartbeat()
             for status in config.statuses:
                 dataset = client.circuits_by_status(status)
@@ -119,9 +174,11 @@ def planned_unit_captures(
 ) -> dg.MaterializeResult:
     engine = warehouse.get_engine()
     now = clock.now()
-    log = SyncLog(engine, "aggregates", config.trigger, ",".join(UNIT_SYNC_STATUSES),
+    trigger = run_trigger(context, config.trigger)
+    log = SyncLog(engine, "aggregates", trigger, ",".join(UNIT_SYNC_STATUSES),
                   run_id=context.run_id, secrets=(workstudio.password,),
                   context={"asset": "planned_unit_captures", "force": config.force,
+                           "run_as": config.run_as, "job_guids": config.job_guids,
                            "observed_at": now.isoformat()}).start()
     issues: list[dict] = []
     failures: list[dict] = []
@@ -140,13 +197,15 @@ def planned_unit_captures(
                         " WHERE work_order = ANY(:w)"), {"w": list(by_wo)}):
                 known_jobs[wo].add(ext)
         captures: dict[int, list[PlannedUnit]] = {}
-        with workstudio.get_client() as client:
+        with workstudio_session(workstudio, engine, config.run_as) as (client, secrets):
+            log.secrets = secrets
 
             def fetch(work_order: str):
                 # One call per work order covers its main job and its splits (SS_EXT).
                 return normalise_units(client.planned_units(work_order).rows)
 
-            with ThreadPoolExecutor(max_workers=max(1, config.max_concurrency)) as pool:
+            # Bounded concurrency (resource setting) under the client's rate limit.
+            with ThreadPoolExecutor(max_workers=workstudio.max_concurrency) as pool:
                 futures = {wo: pool.submit(fetch, wo) for wo in by_wo}
                 for wo, future in futures.items():
                     try:
@@ -171,7 +230,7 @@ def planned_unit_captures(
                         captures[job.id] = units_by_ext.get(ext, [])
         with engine.begin() as conn:
             result = store_captures(conn, captures, {c.id: c for c in todo}, captured_at=now,
-                                    run_trigger=config.trigger, run_id=context.run_id)
+                                    run_trigger=trigger, run_id=context.run_id)
     except Exception as exc:
         log.fail(exc)
         raise
@@ -200,7 +259,7 @@ def circuit_aggregates(
     engine = warehouse.get_engine()
     window = context.partition_time_window  # DST days are 23 h / 25 h: never add a timedelta
     day = window.start.date()
-    log = SyncLog(engine, "aggregates", "scheduled", None, run_id=context.run_id,
+    log = SyncLog(engine, "aggregates", run_trigger(context), None, run_id=context.run_id,
                   context={"asset": "circuit_aggregates", "partition": context.partition_key}).start()
     try:
         with engine.begin() as conn:

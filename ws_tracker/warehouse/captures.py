@@ -19,6 +19,11 @@ from ws_tracker.rules.units import PlannedUnit, content_hash, unit_to_json
 # Which circuits get their planned units fetched (business-rules.md).
 UNIT_SYNC_STATUSES = ("ACTIV", "QC", "REWRK")
 STALE_AFTER = timedelta(hours=12)
+# Syncs run 12 h apart (05:30 / 17:30). A run that starts a few minutes later than the one
+# before must not find every capture "older than 12 h" and refetch the whole tenant, so the
+# age limit has this much slack. Over a weekend (Fri 17:30 -> Mon 05:30) every circuit is
+# refetched: the weekly full refresh that catches changes WorkStudio did not date.
+STALE_SLACK = timedelta(minutes=30)
 
 
 @dataclass(frozen=True)
@@ -46,7 +51,8 @@ class CaptureResult:
 
 
 def circuits_needing_units(conn: sa.Connection, now: datetime, *, force: bool = False,
-                           job_guids: list[str] | None = None) -> list[CircuitToCapture]:
+                           job_guids: list[str] | None = None,
+                           stale_after: timedelta = STALE_AFTER) -> list[CircuitToCapture]:
     """ACTIV/QC/REWRK, sync enabled, not excluded, and changed in WorkStudio since the last
     capture, never captured, or last captured over 12 h ago; ``force`` takes every one of them
     (and CLOSE circuits too). ``job_guids`` narrows to those circuits (workflow events)."""
@@ -57,11 +63,13 @@ def circuits_needing_units(conn: sa.Connection, now: datetime, *, force: bool = 
             " WHERE deleted_at IS NULL AND api_status = ANY(:st) AND planned_units_sync_enabled"
             " AND NOT is_excluded AND (CAST(:guids AS varchar[]) IS NULL OR job_guid = ANY(:guids))"
             " AND (:force OR last_planned_units_synced_at IS NULL"
-            "      OR last_planned_units_synced_at <= :stale"
-            "      OR api_modified_at > last_planned_units_synced_at)"
+            "      OR last_planned_units_synced_at < :stale"
+            "      OR api_modified_at > last_planned_units_synced_at"
+            "      OR api_version IS DISTINCT FROM last_planned_units_version)"
             " ORDER BY work_order, extension"
         ),
-        {"st": statuses, "force": force, "stale": now - STALE_AFTER, "guids": job_guids},
+        {"st": statuses, "force": force, "stale": now - stale_after - STALE_SLACK,
+         "guids": job_guids},
     ).all()
     return [CircuitToCapture(r.id, r.job_guid, r.work_order, r.extension or "@", r.api_status,
                              float(r.percent_complete)) for r in rows]
@@ -114,9 +122,12 @@ def store_captures(conn: sa.Connection, captures: dict[int, list[PlannedUnit]],
         result.units += len(units)
         result.triggers[trigger] = result.triggers.get(trigger, 0) + 1
         result.snapshot_ids[cid] = snap_id
+    # Fetched (changed or not): remember when, and at which WSREQ_VERSION.
     conn.execute(
-        sa.text("UPDATE circuits SET last_planned_units_synced_at = :t WHERE id = ANY(:c)"
-                " AND last_planned_units_synced_at IS DISTINCT FROM :t"),
+        sa.text("UPDATE circuits SET last_planned_units_synced_at = :t,"
+                " last_planned_units_version = api_version WHERE id = ANY(:c)"
+                " AND (last_planned_units_synced_at IS DISTINCT FROM :t"
+                "      OR last_planned_units_version IS DISTINCT FROM api_version)"),
         {"t": captured_at, "c": ids},
     )
     return result

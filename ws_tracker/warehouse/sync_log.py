@@ -118,3 +118,44 @@ class SyncLog:
                  "trace_id": self.run_id,
                  "traceback": self.scrub("".join(traceback.format_exception(exc))[-4000:])}
         self._finish("failed", counts or {}, [], error, message)
+
+
+def close_orphaned(engine: sa.Engine, run_state, *, stale_after_hours: float = 6.0) -> list[int]:
+    """Close sync logs left in "started" by a run that died (killed process, lost database).
+
+    ``run_state(run_id)`` returns the run's status name ("STARTED", "FAILURE", ...) or None when
+    the run is unknown. A log is closed as failed when its run has ended, or when it has been
+    "started" for longer than ``stale_after_hours`` (an in-process run whose process was killed
+    never reaches a final status). Returns the ids closed.
+    """
+    now = utcnow()
+    closed: list[int] = []
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT id, dagster_run_id, started_at FROM sync_logs WHERE sync_status = 'started'"
+            " ORDER BY id")).all()
+    for row in rows:
+        state = run_state(row.dagster_run_id) if row.dagster_run_id else None
+        age_hours = (now - row.started_at).total_seconds() / 3600 if row.started_at else 1e9
+        if state in ("SUCCESS", "FAILURE", "CANCELED"):
+            reason = f"the Dagster run ended ({state}) before this sync recorded its outcome"
+        elif age_hours >= stale_after_hours:
+            reason = (f"no outcome recorded {age_hours:.1f} h after the start; the run "
+                      f"is {state or 'unknown'} (process killed or database lost?)")
+        else:
+            continue
+        error = {"code": "RunDied", "message": reason, "trace_id": row.dagster_run_id}
+        with engine.begin() as conn:
+            updated = conn.execute(sa.text(
+                "UPDATE sync_logs SET sync_status = 'failed', completed_at = :c,"
+                " duration_seconds = CAST(EXTRACT(EPOCH FROM (:c - started_at)) AS integer),"
+                " error_message = :m, error_details = CAST(:e AS jsonb),"
+                " summary_json = coalesce(summary_json, '{}'::jsonb)"
+                "   || jsonb_build_object('stage', 'failed', 'completed_at', CAST(:ci AS text),"
+                "                         'error', CAST(:e AS jsonb)),"
+                " updated_at = now() WHERE id = :id AND sync_status = 'started'"),
+                {"c": now, "ci": _iso(now), "m": reason, "e": json.dumps(error), "id": row.id},
+            ).rowcount
+        if updated:
+            closed.append(row.id)
+    return closed

@@ -30,12 +30,15 @@ class WorkStudioResource(dg.ConfigurableResource):
     max_concurrency: int = Field(default=4, ge=1, description="Planned-unit fetches in flight")
     requests_per_second: float = Field(default=5.0, gt=0, description="Request starts per second")
 
-    def get_client(self) -> WorkStudioClient:
-        """A new client (the caller closes it, e.g. ``with resource.get_client() as c:``)."""
+    def get_client(self, username: str | None = None, password: str | None = None) -> WorkStudioClient:
+        """A new client (the caller closes it, e.g. ``with resource.get_client() as c:``).
+
+        ``username``/``password`` replace the system credentials (a sync run as a user).
+        """
         return WorkStudioClient(
             self.base_url,
-            self.username,
-            self.password,
+            username or self.username,
+            password if username else self.password,
             connect_timeout=self.connect_timeout,
             read_timeout=self.read_timeout,
             query_timeout=self.query_timeout,

@@ -1,0 +1,103 @@
+"""Weekday schedules (America/New_York) for the circuit-list and planned-unit syncs.
+
+- activ_circuit_sync_schedule: Mon-Fri 04:30 and 16:30, circuit_sync for ACTIV circuits.
+- weekly_circuit_sync_schedule: Mondays 04:30, circuit_sync for QC, REWRK and CLOSE circuits.
+- unit_sync_schedule: Mon-Fri 05:30 and 17:30, unit_sync for the partition of the local date.
+
+All schedules are defined with Dagster's default status, STOPPED: an operator turns them on
+in the UI (or with `dagster schedule start`), so a fresh deployment never hits WorkStudio on
+its own. Cron strings are evaluated in `execution_timezone`, so the wall-clock times hold
+across DST changes; the partition key comes from the scheduled tick converted to local time,
+never from timedelta arithmetic. Each RunRequest carries the tag `ws_tracker/schedule_slot`
+("04:30", "16:30", ...) so the UI shows which slot launched it. No run_key is set: one tick
+already launches at most one run per RunRequest.
+"""
+
+from __future__ import annotations
+
+import datetime
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+
+from ws_tracker.pipeline.jobs import circuit_sync_job, unit_sync_job
+from ws_tracker.pipeline.partitions import TIMEZONE
+
+SCHEDULE_SLOT_TAG = "ws_tracker/schedule_slot"
+
+ACTIV_CIRCUIT_SYNC_CRON = "30 4,16 * * 1-5"
+WEEKLY_CIRCUIT_SYNC_CRON = "30 4 * * 1"
+UNIT_SYNC_CRON = "30 5,17 * * 1-5"
+
+ACTIV_STATUSES = ["ACTIV"]
+WEEKLY_STATUSES = ["QC", "REWRK", "CLOSE"]
+
+_ZONE = ZoneInfo(TIMEZONE)
+
+
+def local_tick_time(context: dg.ScheduleEvaluationContext) -> datetime.datetime:
+    """The tick's scheduled execution time as an aware datetime in America/New_York.
+
+    The daemon passes an aware datetime; a naive one is refused rather than silently read
+    in the host's local zone.
+    """
+    scheduled = context.scheduled_execution_time
+    if scheduled.tzinfo is None or scheduled.utcoffset() is None:
+        raise ValueError(
+            f"scheduled_execution_time must be timezone-aware, got naive {scheduled!r}"
+        )
+    return scheduled.astimezone(_ZONE)
+
+
+def _slot_tags(local: datetime.datetime) -> dict[str, str]:
+    return {SCHEDULE_SLOT_TAG: local.strftime("%H:%M")}
+
+
+def _circuit_sync_request(
+    context: dg.ScheduleEvaluationContext, statuses: list[str]
+) -> dg.RunRequest:
+    local = local_tick_time(context)
+    return dg.RunRequest(
+        run_config={"ops": {"circuits": {"config": {"statuses": list(statuses)}}}},
+        tags=_slot_tags(local),
+    )
+
+
+@dg.schedule(
+    cron_schedule=ACTIV_CIRCUIT_SYNC_CRON,
+    execution_timezone=TIMEZONE,
+    job=circuit_sync_job,
+    description="Weekdays 04:30 and 16:30 America/New_York: sync the ACTIV circuit list.",
+)
+def activ_circuit_sync_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    return _circuit_sync_request(context, ACTIV_STATUSES)
+
+
+@dg.schedule(
+    cron_schedule=WEEKLY_CIRCUIT_SYNC_CRON,
+    execution_timezone=TIMEZONE,
+    job=circuit_sync_job,
+    description="Mondays 04:30 America/New_York: sync the QC, REWRK and CLOSE circuit lists.",
+)
+def weekly_circuit_sync_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    return _circuit_sync_request(context, WEEKLY_STATUSES)
+
+
+@dg.schedule(
+    cron_schedule=UNIT_SYNC_CRON,
+    execution_timezone=TIMEZONE,
+    job=unit_sync_job,
+    description="Weekdays 05:30 and 17:30 America/New_York: capture planned units and rebuild "
+    "the aggregates of the local date's partition.",
+)
+def unit_sync_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    local = local_tick_time(context)
+    return dg.RunRequest(partition_key=local.date().isoformat(), tags=_slot_tags(local))
+
+
+SCHEDULES = [
+    activ_circuit_sync_schedule,
+    weekly_circuit_sync_schedule,
+    unit_sync_schedule,
+    # The daily snapshot schedule (05:00) arrives with the snapshot asset in a later issue.
+]
