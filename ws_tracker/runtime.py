@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from ws_tracker import config
 from ws_tracker.warehouse.engine import ensure_database, redact, with_database
 from ws_tracker.warehouse.resource import resolve_database_url
+from ws_tracker.workstudio.resource import ENV_RATE
 
 NY = ZoneInfo(config.TIMEZONE)
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -121,7 +122,7 @@ def prepare(*, day: date | None = None, need_workstudio: bool = True,
 
     saved = {k: os.environ.get(k) for k in (
         config.ENV_DATABASE_URL, config.ENV_DAGSTER_PG_URL, config.ENV_DAGSTER_HOME,
-        config.ENV_WS_BASE_URL, config.ENV_WS_USERNAME, config.ENV_WS_PASSWORD)}
+        config.ENV_WS_BASE_URL, config.ENV_WS_USERNAME, config.ENV_WS_PASSWORD, ENV_RATE)}
     database_url = resolve_database_url()
     os.environ[config.ENV_DATABASE_URL] = database_url
     if migrate:
@@ -147,4 +148,6 @@ def prepare(*, day: date | None = None, need_workstudio: bool = True,
     os.environ[config.ENV_WS_BASE_URL] = runtime.simulator.base_url
     os.environ[config.ENV_WS_USERNAME] = config.SIMULATOR_USERNAME
     os.environ[config.ENV_WS_PASSWORD] = config.SIMULATOR_PASSWORD
+    # Our own simulator on loopback needs no politeness towards other tenants.
+    os.environ.setdefault(ENV_RATE, "200")
     return runtime

@@ -42,16 +42,22 @@ class Harness:
         resources = {
             "workstudio": WorkStudioResource(base_url=self.server.base_url, username=USER,
                                              password=self.password, backoff_base=0.01,
-                                             backoff_max=0.05, max_attempts=2),
+                                             backoff_max=0.05, max_attempts=2,
+                                             requests_per_second=1000.0),
             "warehouse": WarehouseResource(database_url=self.db_url),
             "clock": ClockResource(frozen_at=at.isoformat()),
         }
         run_config = {"ops": {
-            "circuits": {"config": {"force": force, "trigger": trigger}},
-            "planned_unit_captures": {"config": {"force": force, "trigger": trigger}},
+            "circuits": {"config": {"force": force}},
+            "planned_unit_captures": {"config": {"force": force}},
         }}
+        # The sync trigger is derived from how Dagster launched the run: the tags a schedule
+        # or a sensor puts on it, none for a person.
+        tags = {"scheduled": {"dagster/schedule_name": "unit_sync_schedule"},
+                "workflow_event": {"dagster/sensor_name": "workflow_stage_sensor"},
+                "manual": {}}[trigger]
         return dg.materialize(ASSETS, partition_key=day.isoformat(), resources=resources,
-                              run_config=run_config, raise_on_error=raise_on_error)
+                              run_config=run_config, raise_on_error=raise_on_error, tags=tags)
 
 
 def start_harness(db_url: str, **world_kwargs) -> Harness:

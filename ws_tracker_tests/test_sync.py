@@ -71,7 +71,8 @@ def _run_at(h, at: datetime, **kw):
         ASSETS, partition_key=at.astimezone(NY).date().isoformat(),
         resources={
             "workstudio": WorkStudioResource(base_url=h.server.base_url, username=USER,
-                                             password=PASSWORD, backoff_base=0.01),
+                                             password=PASSWORD, backoff_base=0.01,
+                                             requests_per_second=1000.0),
             "warehouse": WarehouseResource(database_url=h.db_url),
             "clock": ClockResource(frozen_at=at.isoformat()),
         }, **kw)

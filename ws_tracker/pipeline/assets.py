@@ -205,7 +205,7 @@ def planned_unit_captures(
                 return normalise_units(client.planned_units(work_order).rows)
 
             # Bounded concurrency (resource setting) under the client's rate limit.
-            with ThreadPoolExecutor(max_workers=workstudio.max_concurrency) as pool:
+            with ThreadPoolExecutor(max_workers=workstudio.concurrency()) as pool:
                 futures = {wo: pool.submit(fetch, wo) for wo in by_wo}
                 for wo, future in futures.items():
                     try:

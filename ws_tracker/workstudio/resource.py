@@ -6,10 +6,30 @@ at import time and none is shown in the UI (Dagster shows the variable's name).
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 from pydantic import Field
 
 from ws_tracker.workstudio.client import WorkStudioClient
+
+ENV_MAX_CONCURRENCY = "WORKSTUDIO_MAX_CONCURRENCY"
+ENV_RATE = "WORKSTUDIO_REQUESTS_PER_SECOND"
+DEFAULT_CONCURRENCY = 4
+DEFAULT_RATE = 5.0
+
+
+def _env_number(name: str, kind, default):
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a {kind.__name__}") from None
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {raw!r}")
+    return value
 
 
 class WorkStudioResource(dg.ConfigurableResource):
@@ -25,10 +45,19 @@ class WorkStudioResource(dg.ConfigurableResource):
     max_attempts: int = 5
     backoff_base: float = 1.0
     backoff_max: float = 30.0
-    # Politeness defaults for a shared, slow service: at most 4 calls in flight and request
-    # starts spaced to 5 per second. A day's sync is then bounded by the API's latency.
-    max_concurrency: int = Field(default=4, ge=1, description="Planned-unit fetches in flight")
-    requests_per_second: float = Field(default=5.0, gt=0, description="Request starts per second")
+    # Politeness for a shared, slow service: at most 4 calls in flight and request starts
+    # spaced to 5 per second by default. None: WORKSTUDIO_MAX_CONCURRENCY /
+    # WORKSTUDIO_REQUESTS_PER_SECOND (read when a client is built), else those defaults.
+    max_concurrency: int | None = Field(default=None, ge=1,
+                                        description="Planned-unit fetches in flight")
+    requests_per_second: float | None = Field(default=None, gt=0,
+                                              description="Request starts per second")
+
+    def concurrency(self) -> int:
+        return self.max_concurrency or _env_number(ENV_MAX_CONCURRENCY, int, DEFAULT_CONCURRENCY)
+
+    def rate(self) -> float:
+        return self.requests_per_second or _env_number(ENV_RATE, float, DEFAULT_RATE)
 
     def get_client(self, username: str | None = None, password: str | None = None) -> WorkStudioClient:
         """A new client (the caller closes it, e.g. ``with resource.get_client() as c:``).
@@ -45,7 +74,7 @@ class WorkStudioResource(dg.ConfigurableResource):
             max_attempts=self.max_attempts,
             backoff_base=self.backoff_base,
             backoff_max=self.backoff_max,
-            requests_per_second=self.requests_per_second,
-            max_connections=self.max_concurrency,
+            requests_per_second=self.rate(),
+            max_connections=self.concurrency(),
             logger=dg.get_dagster_logger("ws_tracker.workstudio"),
         )
