@@ -4,6 +4,7 @@
     ws-tracker demo                                 run today on embedded defaults, print a summary
     ws-tracker dev                                  the Dagster UI (dagster dev) on the same defaults
     ws-tracker circuits edit JOB_GUID FIELD=VALUE.. a person's edit (kept by normal syncs)
+    ws-tracker credentials new-key | set | rotate   per-user WorkStudio credentials
     ws-tracker db migrate | url | stop              the warehouse
     ws-tracker simulator serve --port P             the WorkStudio simulator
 """
@@ -74,7 +75,8 @@ def cmd_simulator(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------- run
-def run_pipeline(day: date, *, force: bool = False, trigger: str = "manual", out=print) -> bool:
+def run_pipeline(day: date, *, force: bool = False, trigger: str = "manual",
+                 run_as: str | None = None, out=print) -> bool:
     """Materialize the daily pipeline for ``day`` in-process; True when it succeeded."""
     import dagster as dg
 
@@ -87,8 +89,9 @@ def run_pipeline(day: date, *, force: bool = False, trigger: str = "manual", out
             out(f"  {key:16} {value}")
         run_config = {
             "ops": {
-                "circuits": {"config": {"force": force, "trigger": trigger}},
-                "planned_unit_captures": {"config": {"force": force, "trigger": trigger}},
+                "circuits": {"config": {"force": force, "trigger": trigger, "run_as": run_as}},
+                "planned_unit_captures": {"config": {"force": force, "trigger": trigger,
+                                                     "run_as": run_as}},
             },
         }
         # The console shows what happened (INFO); step-by-step DEBUG events stay in the run log.
@@ -124,7 +127,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     day = args.date or today_ny()
     _print(f"ws-tracker run --date {day.isoformat()}")
-    return 0 if run_pipeline(day, force=args.force, trigger=args.trigger) else 1
+    return 0 if run_pipeline(day, force=args.force, trigger=args.trigger, run_as=args.run_as) else 1
 
 
 def table_counts(database_url: str) -> dict[str, int]:
@@ -184,6 +187,38 @@ def cmd_circuits(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- credentials
+def cmd_credentials(args: argparse.Namespace) -> int:
+    from ws_tracker.warehouse import credentials as store
+
+    if args.cred_command == "new-key":
+        _print(store.new_key())
+        return 0
+    from ws_tracker.warehouse.migrate import upgrade
+    from ws_tracker.warehouse.resource import engine_for, resolve_database_url
+
+    url = resolve_database_url()
+    upgrade(url)
+    try:
+        if args.cred_command == "set":
+            password = sys.stdin.readline().rstrip("\r\n") if args.password_stdin else ""
+            if not password:
+                print("ws-tracker: error: give the password on standard input (--password-stdin)",
+                      file=sys.stderr)
+                return 2
+            with engine_for(url).begin() as conn:
+                user_id = store.set_user_credentials(conn, args.email, args.username, password)
+            _print(f"stored encrypted WorkStudio credentials for user {user_id} ({args.email})")
+        elif args.cred_command == "rotate":
+            with engine_for(url).begin() as conn:
+                n = store.rotate_keys(conn)
+            _print(f"re-encrypted {n} credential row(s) with the first key of {store.ENV_VAR}")
+    except (store.CredentialsError, ValueError) as exc:
+        print(f"ws-tracker: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 # ----------------------------------------------------------------------------- dev
 def cmd_dev(args: argparse.Namespace) -> int:
     from ws_tracker import runtime as rt
@@ -214,6 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="forced sync: overwrite user-edited fields, fetch every circuit's units")
     p.add_argument("--trigger", default="manual", choices=("manual", "scheduled", "workflow_event"),
                    help="recorded in sync_logs.sync_trigger (default manual)")
+    p.add_argument("--as", dest="run_as", metavar="EMAIL",
+                   help="sync with this user's stored WorkStudio credentials (views are scoped "
+                        "by the caller); default: WORKSTUDIO_USERNAME/PASSWORD")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("demo", help="run today's pipeline on the embedded defaults and summarise")
@@ -233,6 +271,18 @@ def build_parser() -> argparse.ArgumentParser:
                         "percent_complete, total_acres, start_date, region")
     e.add_argument("--by", metavar="EMAIL", help="the user making the edit (users.email)")
     p.set_defaults(func=cmd_circuits)
+
+    p = sub.add_parser("credentials", help="per-user WorkStudio credentials (encrypted)")
+    credsub = p.add_subparsers(dest="cred_command", required=True)
+    credsub.add_parser("new-key", help="print a fresh key for WS_TRACKER_SECRET_KEY")
+    c = credsub.add_parser("set", help="store a user's WorkStudio credentials, encrypted")
+    c.add_argument("email")
+    c.add_argument("--username", required=True, help="DOMAIN\\user")
+    c.add_argument("--password-stdin", action="store_true",
+                   help="read the password from standard input (never from the command line)")
+    credsub.add_parser("rotate", help="re-encrypt every row with the first key of "
+                       "WS_TRACKER_SECRET_KEY (set it to NEW,OLD first, then to NEW)")
+    p.set_defaults(func=cmd_credentials)
 
     p = sub.add_parser("db", help="the warehouse database")
     dbsub = p.add_subparsers(dest="db_command", required=True)

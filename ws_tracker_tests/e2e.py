@@ -36,7 +36,7 @@ class Harness:
     password: str = PASSWORD
 
     def run(self, day: date, *, force: bool = False, trigger: str = "scheduled",
-            raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
+            raise_on_error: bool = True, run_as: str | None = None) -> dg.ExecuteInProcessResult:
         at = sync_instant(day)
         self.world.set_clock(at)
         resources = {
@@ -48,8 +48,8 @@ class Harness:
             "clock": ClockResource(frozen_at=at.isoformat()),
         }
         run_config = {"ops": {
-            "circuits": {"config": {"force": force}},
-            "planned_unit_captures": {"config": {"force": force}},
+            "circuits": {"config": {"force": force, "run_as": run_as}},
+            "planned_unit_captures": {"config": {"force": force, "run_as": run_as}},
         }}
         # The sync trigger is derived from how Dagster launched the run: the tags a schedule
         # or a sensor puts on it, none for a person.
@@ -60,9 +60,9 @@ class Harness:
                               run_config=run_config, raise_on_error=raise_on_error, tags=tags)
 
 
-def start_harness(db_url: str, **world_kwargs) -> Harness:
+def start_harness(db_url: str, accounts: dict | None = None, **world_kwargs) -> Harness:
     world = World(WorldConfig(**world_kwargs))
-    server = SimulatorServer(world, accounts={USER: PASSWORD}).start()
+    server = SimulatorServer(world, accounts={USER: PASSWORD, **(accounts or {})}).start()
     return Harness(server, world, db_url)
 
 
