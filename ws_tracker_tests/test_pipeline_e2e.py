@@ -132,11 +132,15 @@ def test_first_sync_matches_the_world(harness, engine):
             assert a.is_rollup is False
             assert a.miles_remaining == max(a.total_miles - a.miles_planned, Decimal("0.00"))
 
+        # One sync log per sync (the circuit list, the planned units); the derived build
+        # writes none but fills aggregates_created of the unit sync it ran with.
         logs = conn.execute(sa.text(
-            "SELECT sync_type, sync_status, sync_trigger, summary_json FROM sync_logs ORDER BY id")).all()
+            "SELECT sync_type, sync_status, sync_trigger, summary_json, aggregates_created,"
+            " circuits_processed, dagster_run_id FROM sync_logs ORDER BY id")).all()
         assert [(l.sync_type, l.sync_status, l.sync_trigger) for l in logs] == [
-            ("circuit_list", "completed", "scheduled"), ("aggregates", "completed", "scheduled"),
-            ("aggregates", "completed", "scheduled")]
+            ("circuit_list", "completed", "scheduled"), ("aggregates", "completed", "scheduled")]
+        assert logs[1].aggregates_created == len(due) and logs[1].circuits_processed == len(due)
+        assert logs[0].dagster_run_id == logs[1].dagster_run_id is not None
         assert logs[0].summary_json["metrics"]["circuits_processed"] == len(truth)
         assert logs[1].summary_json["metrics"]["captures_stored"] == len(due)
 
@@ -151,8 +155,8 @@ def test_rerun_changes_nothing(harness, engine):
     for table in DATA_TABLES:
         assert after[table] == before[table], table
     with engine.connect() as conn:
-        # The audit trail does grow: one row per asset per run.
-        assert conn.execute(sa.text("SELECT count(*) FROM sync_logs")).scalar_one() == logs_before + 3
+        # The audit trail does grow: one row per sync per run.
+        assert conn.execute(sa.text("SELECT count(*) FROM sync_logs")).scalar_one() == logs_before + 2
 
 
 def test_next_days_add_captures_history_and_keep_past_days(harness, engine):
@@ -249,7 +253,7 @@ def test_seed_common_queries_run_unchanged(harness, engine):
     assert len(results["active_circuits_latest_aggregate.sql"]) > 50
     assert all(r.aggregate_date == DAY for r in results["active_circuits_latest_aggregate.sql"])
     assert len(results["regional_summary.sql"]) >= 6
-    assert [r.sync_status for r in results["sync_history.sql"]] == ["completed"] * 3
+    assert [r.sync_status for r in results["sync_history.sql"]] == ["completed"] * 2
 
 
 def test_optional_unit_columns_are_used_when_the_view_has_them(db_url, engine):
