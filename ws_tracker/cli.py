@@ -22,7 +22,8 @@ from ws_tracker import config
 
 TABLES = (
     "regions", "circuits", "circuit_history", "circuit_ui_states", "circuit_user",
-    "unlinked_planners", "planned_units_snapshots", "circuit_aggregates", "sync_logs",
+    "unlinked_planners", "planned_units_snapshots", "circuit_aggregates", "circuit_snapshots",
+    "sync_logs",
     "unit_types", "permission_statuses", "api_status_configs",
 )
 

@@ -47,11 +47,12 @@ def test_run_with_postgres_dagster_storage_from_a_plain_url(db_url, empty_db_url
     finally:
         dagster.dispose()
     assert runs == ["SUCCESS"]
-    assert mats == 3  # circuits, planned_unit_captures, circuit_aggregates[2026-03-02]
+    assert mats == 4  # circuits, planned_unit_captures, circuit_aggregates and circuit_snapshots[2026-03-02]
 
     warehouse = make_engine(db_url)
     try:
-        tables = ["circuits", "circuit_history", "planned_units_snapshots", "circuit_aggregates"]
+        tables = ["circuits", "circuit_history", "planned_units_snapshots", "circuit_aggregates",
+                  "circuit_snapshots"]
         before = dump_tables(warehouse, tables)
         assert all(before[t] for t in tables)
         second = cli(["run", "--date", "2026-03-02"], env)

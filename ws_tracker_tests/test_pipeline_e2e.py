@@ -21,7 +21,8 @@ DAY = date(2026, 3, 2)  # a Monday
 REPO = Path(__file__).resolve().parent.parent
 UNIT_STATUSES = ("ACTIV", "QC", "REWRK")
 DATA_TABLES = ["regions", "circuits", "circuit_history", "circuit_ui_states", "circuit_user",
-               "unlinked_planners", "planned_units_snapshots", "circuit_aggregates"]
+               "unlinked_planners", "planned_units_snapshots", "circuit_aggregates",
+               "circuit_snapshots"]
 
 
 @pytest.fixture
@@ -131,6 +132,20 @@ def test_first_sync_matches_the_world(harness, engine):
             assert got == want, guid
             assert a.is_rollup is False
             assert a.miles_remaining == max(a.total_miles - a.miles_planned, Decimal("0.00"))
+
+        # Daily snapshots: every non-closed circuit, its state and that day's totals.
+        snaps = {r.job_guid: r for r in conn.execute(sa.text(
+            "SELECT c.job_guid, s.* FROM circuit_snapshots s JOIN circuits c ON c.id = s.circuit_id"
+            " WHERE s.snapshot_date = :d AND s.snapshot_type = 'daily'"), {"d": DAY})}
+        assert set(snaps) == {g for g, t in truth.items() if t["status"] != "CLOSE"}
+        for guid, snap in snaps.items():
+            assert snap.api_status == truth[guid]["status"]
+            assert snap.miles_planned == _d(truth[guid]["miles_planned"])
+            if guid in aggs:
+                assert (snap.total_units, snap.units_approved) == (aggs[guid].total_units, aggs[guid].units_approved)
+                assert snap.metrics_json["unit_counts_by_type"] == aggs[guid].unit_counts_by_type
+            else:
+                assert snap.total_units is None
 
         # One sync log per sync (the circuit list, the planned units); the derived build
         # writes none but fills aggregates_created of the unit sync it ran with.

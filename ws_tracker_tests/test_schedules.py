@@ -25,6 +25,7 @@ from ws_tracker.pipeline.schedules import (
     SCHEDULE_SLOT_TAG,
     SCHEDULES,
     activ_circuit_sync_schedule,
+    daily_snapshot_schedule,
     unit_sync_schedule,
     weekly_circuit_sync_schedule,
 )
@@ -85,8 +86,10 @@ def test_schedules_load_into_definitions_and_target_the_right_jobs(repo):
         "activ_circuit_sync_schedule",
         "weekly_circuit_sync_schedule",
         "unit_sync_schedule",
+        "daily_snapshot_schedule",
     }
     expected = {
+        "daily_snapshot_schedule": ("daily_snapshots", "0 5 * * 1-5"),
         "activ_circuit_sync_schedule": ("circuit_sync", "30 4,16 * * 1-5"),
         "weekly_circuit_sync_schedule": ("circuit_sync", "30 4 * * 1"),
         "unit_sync_schedule": ("unit_sync", "30 5,17 * * 1-5"),
@@ -245,6 +248,7 @@ SCHEDULE_TIMES = {
     "activ": (activ_circuit_sync_schedule, WEEKDAYS, [(4, 30), (16, 30)]),
     "weekly": (weekly_circuit_sync_schedule, MONDAY, [(4, 30)]),
     "unit": (unit_sync_schedule, WEEKDAYS, [(5, 30), (17, 30)]),
+    "snapshot": (daily_snapshot_schedule, WEEKDAYS, [(5, 0)]),
 }
 
 
@@ -275,7 +279,7 @@ def test_ticks_across_dst_week(repo, week, which):
 
         request = evaluate(schedule, tick.astimezone(UTC), repo)
         assert request.tags[SCHEDULE_SLOT_TAG] == local.strftime("%H:%M")
-        if schedule is unit_sync_schedule:
+        if schedule in (unit_sync_schedule, daily_snapshot_schedule):
             assert request.partition_key == local.date().isoformat()
         else:
             assert request.partition_key is None
@@ -293,5 +297,6 @@ def test_tick_counts_in_dst_weeks():
         first, last, _, _ = DST_WEEKS[week]
         assert len(dagster_ticks(activ_circuit_sync_schedule, first, last)) == 20
         assert len(dagster_ticks(unit_sync_schedule, first, last)) == 20
+        assert len(dagster_ticks(daily_snapshot_schedule, first, last)) == 10
         weekly = dagster_ticks(weekly_circuit_sync_schedule, first, last)
         assert [t.astimezone(NY).date().isoformat() for t in weekly] == mondays

@@ -28,6 +28,7 @@ from ws_tracker.warehouse.captures import (
     store_captures,
 )
 from ws_tracker.warehouse.circuit_aggregates import build_day
+from ws_tracker.warehouse.circuit_snapshots import build_day as build_snapshots
 from ws_tracker.warehouse.circuit_sync import sync_circuits
 from ws_tracker.warehouse.resource import WarehouseResource
 from ws_tracker.warehouse.sync_log import SyncLog
@@ -274,4 +275,26 @@ def circuit_aggregates(
     })
 
 
-ASSETS = [circuits, planned_unit_captures, circuit_aggregates]
+@dg.asset(
+    group_name=DERIVED_GROUP,
+    kinds={"postgres"},
+    owners=OWNERS,
+    partitions_def=daily_partitions,
+    deps=[circuit_aggregates, circuits],
+    description="Daily circuit snapshots: every non-closed, non-excluded circuit's state as of "
+    "that day (circuit_history) with that day's aggregate totals; breakdowns in metrics_json.",
+)
+def circuit_snapshots(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    window = context.partition_time_window
+    day = window.start.date()
+    with warehouse.get_engine().begin() as conn:
+        result = build_snapshots(conn, day, window.end)
+    return dg.MaterializeResult(metadata={
+        **{k: dg.MetadataValue.int(v) for k, v in result.counts().items()},
+        "snapshot_date": day.isoformat(),
+    })
+
+
+ASSETS = [circuits, planned_unit_captures, circuit_aggregates, circuit_snapshots]

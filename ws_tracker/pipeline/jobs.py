@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import dagster as dg
 
-from ws_tracker.pipeline.assets import circuit_aggregates, circuits, planned_unit_captures
+from ws_tracker.pipeline.assets import (
+    circuit_aggregates,
+    circuit_snapshots,
+    circuits,
+    planned_unit_captures,
+)
 from ws_tracker.pipeline.partitions import daily_partitions
 
 CIRCUIT_SYNC_TAG = "ws_tracker/circuit_sync"
@@ -18,8 +23,9 @@ UNIT_SYNC_TAG = "ws_tracker/unit_sync"
 daily_pipeline_job = dg.define_asset_job(
     name="daily_pipeline",
     description="Sync circuits and planned units from WorkStudio, then build that day's "
-    "circuit_aggregates. Partitioned by day (America/New_York).",
-    selection=dg.AssetSelection.assets(circuits, planned_unit_captures, circuit_aggregates),
+    "circuit_aggregates and circuit_snapshots. Partitioned by day (America/New_York).",
+    selection=dg.AssetSelection.assets(circuits, planned_unit_captures, circuit_aggregates,
+                                       circuit_snapshots),
     partitions_def=daily_partitions,
     tags={CIRCUIT_SYNC_TAG: "1", UNIT_SYNC_TAG: "1"},
 )
@@ -34,10 +40,18 @@ circuit_sync_job = dg.define_asset_job(
 unit_sync_job = dg.define_asset_job(
     name="unit_sync",
     description="Capture the planned units of the circuits that need it, then rebuild that "
-    "day's circuit_aggregates. Partitioned by day.",
-    selection=dg.AssetSelection.assets(planned_unit_captures, circuit_aggregates),
+    "day's circuit_aggregates and circuit_snapshots. Partitioned by day.",
+    selection=dg.AssetSelection.assets(planned_unit_captures, circuit_aggregates, circuit_snapshots),
     partitions_def=daily_partitions,
     tags={UNIT_SYNC_TAG: "1"},
 )
 
-JOBS = [daily_pipeline_job, circuit_sync_job, unit_sync_job]
+daily_snapshot_job = dg.define_asset_job(
+    name="daily_snapshots",
+    description="Rebuild one day's circuit_aggregates and circuit_snapshots from PostgreSQL "
+    "(no WorkStudio call). Partitioned by day.",
+    selection=dg.AssetSelection.assets(circuit_aggregates, circuit_snapshots),
+    partitions_def=daily_partitions,
+)
+
+JOBS = [daily_pipeline_job, circuit_sync_job, unit_sync_job, daily_snapshot_job]

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from ws_tracker.pipeline.jobs import circuit_sync_job, unit_sync_job
+from ws_tracker.pipeline.jobs import circuit_sync_job, daily_snapshot_job, unit_sync_job
 from ws_tracker.pipeline.partitions import TIMEZONE
 
 SCHEDULE_SLOT_TAG = "ws_tracker/schedule_slot"
@@ -28,6 +28,7 @@ SCHEDULE_SLOT_TAG = "ws_tracker/schedule_slot"
 ACTIV_CIRCUIT_SYNC_CRON = "30 4,16 * * 1-5"
 WEEKLY_CIRCUIT_SYNC_CRON = "30 4 * * 1"
 UNIT_SYNC_CRON = "30 5,17 * * 1-5"
+DAILY_SNAPSHOT_CRON = "0 5 * * 1-5"
 
 ACTIV_STATUSES = ["ACTIV"]
 WEEKLY_STATUSES = ["QC", "REWRK", "CLOSE"]
@@ -95,9 +96,21 @@ def unit_sync_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     return dg.RunRequest(partition_key=local.date().isoformat(), tags=_slot_tags(local))
 
 
+@dg.schedule(
+    cron_schedule=DAILY_SNAPSHOT_CRON,
+    execution_timezone=TIMEZONE,
+    job=daily_snapshot_job,
+    description="Weekdays 05:00 America/New_York, after the 04:30 circuit sync: rebuild the "
+    "local date's circuit_aggregates and daily circuit_snapshots from PostgreSQL.",
+)
+def daily_snapshot_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    local = local_tick_time(context)
+    return dg.RunRequest(partition_key=local.date().isoformat(), tags=_slot_tags(local))
+
+
 SCHEDULES = [
     activ_circuit_sync_schedule,
     weekly_circuit_sync_schedule,
+    daily_snapshot_schedule,
     unit_sync_schedule,
-    # The daily snapshot schedule (05:00) arrives with the snapshot asset in a later issue.
 ]
