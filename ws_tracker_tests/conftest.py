@@ -78,3 +78,13 @@ def engine(db_url):
     eng = make_engine(db_url)
     yield eng
     eng.dispose()
+
+
+@pytest.fixture
+def harness(db_url):
+    """The simulator over real HTTP and a fresh database (see ws_tracker_tests/e2e.py)."""
+    from ws_tracker_tests.e2e import start_harness
+
+    h = start_harness(db_url)
+    yield h
+    h.server.stop()

@@ -36,8 +36,10 @@ class Harness:
     password: str = PASSWORD
 
     def run(self, day: date, *, force: bool = False, trigger: str = "scheduled",
-            raise_on_error: bool = True, run_as: str | None = None) -> dg.ExecuteInProcessResult:
-        at = sync_instant(day)
+            raise_on_error: bool = True, run_as: str | None = None,
+            at: datetime | None = None) -> dg.ExecuteInProcessResult:
+        """Run every asset for ``day``, at 17:30 New York that day unless ``at`` says when."""
+        at = at or sync_instant(day)
         self.world.set_clock(at)
         resources = {
             "workstudio": WorkStudioResource(base_url=self.server.base_url, username=USER,

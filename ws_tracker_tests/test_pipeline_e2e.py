@@ -25,13 +25,6 @@ DATA_TABLES = ["regions", "circuits", "circuit_history", "circuit_ui_states", "c
                "circuit_snapshots"]
 
 
-@pytest.fixture
-def harness(db_url):
-    h = start_harness(db_url)
-    yield h
-    h.server.stop()
-
-
 def _d(x) -> Decimal:
     return Decimal(str(x)).quantize(Decimal("0.01"))
 

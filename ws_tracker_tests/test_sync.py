@@ -14,17 +14,10 @@ from ws_tracker.pipeline.sensors import sync_log_sweeper
 from ws_tracker.warehouse.edits import EditError, parse_assignments, record_edit
 from ws_tracker.warehouse.resource import WarehouseResource
 from ws_tracker.workstudio.protocol import PLANNED_UNITS_VIEW
-from ws_tracker_tests.e2e import start_harness, sync_instant
+from ws_tracker_tests.e2e import NY, sync_instant
 
 DAY = date(2026, 3, 2)  # a Monday
 UNIT_STATUSES = ("ACTIV", "QC", "REWRK")
-
-
-@pytest.fixture
-def harness(db_url):
-    h = start_harness(db_url)
-    yield h
-    h.server.stop()
 
 
 def _unit_calls(h) -> int:
@@ -49,7 +42,7 @@ def test_steady_state_sync_fetches_only_changed_circuits(harness, engine):
         or c["edit_time"] > at0 or c["version"] != truth0[g]["version"])}
     assert 0 < len(due) < len(wos0), "the world changes some circuits overnight, not all"
 
-    result = _run_at(harness, next_morning)
+    result = harness.run(next_morning.astimezone(NY).date(), at=next_morning)
     assert result.success
     assert _unit_calls(harness) == len(due)
     with engine.connect() as conn:
@@ -57,25 +50,6 @@ def test_steady_state_sync_fetches_only_changed_circuits(harness, engine):
             "SELECT summary_json FROM sync_logs WHERE context_json->>'asset' = 'planned_unit_captures'"
             " ORDER BY id DESC LIMIT 1")).scalar_one()
     assert log["metrics"]["circuits_processed"] >= len(due)
-
-
-def _run_at(h, at: datetime, **kw):
-    """Run the pipeline at an arbitrary instant (not the default 17:30 slot)."""
-    from ws_tracker.pipeline.assets import ASSETS
-    from ws_tracker.pipeline.resources import ClockResource
-    from ws_tracker.workstudio.resource import WorkStudioResource
-    from ws_tracker_tests.e2e import NY, PASSWORD, USER
-
-    h.world.set_clock(at)
-    return dg.materialize(
-        ASSETS, partition_key=at.astimezone(NY).date().isoformat(),
-        resources={
-            "workstudio": WorkStudioResource(base_url=h.server.base_url, username=USER,
-                                             password=PASSWORD, backoff_base=0.01,
-                                             requests_per_second=1000.0),
-            "warehouse": WarehouseResource(database_url=h.db_url),
-            "clock": ClockResource(frozen_at=at.isoformat()),
-        }, **kw)
 
 
 def test_force_fetches_every_circuit_again(harness):
