@@ -1,6 +1,7 @@
 """The ``ws-tracker`` command.
 
     ws-tracker run [--date YYYY-MM-DD] [--force]   materialize the daily pipeline in-process
+    ws-tracker backfill --from D --to D [--select]  rebuild derived days from stored history
     ws-tracker demo                                 run today on embedded defaults, print a summary
     ws-tracker dev                                  the Dagster UI (dagster dev) on the same defaults
     ws-tracker circuits edit JOB_GUID FIELD=VALUE.. a person's edit (kept by normal syncs)
@@ -121,6 +122,45 @@ def run_pipeline(day: date, *, force: bool = False, trigger: str = "manual",
                 return False
             out(f"run {result.run_id} succeeded (partition {day.isoformat()})")
             return True
+
+
+def run_backfill(start: date, end: date, select: list[str] | None = None, out=print) -> bool:
+    """Rebuild the derived daily partitions from ``start`` to ``end`` (inclusive) in one run."""
+    import dagster as dg
+
+    from ws_tracker import runtime as rt
+    from ws_tracker.definitions import defs
+    from ws_tracker.pipeline.jobs import derived_daily_job
+    from ws_tracker.pipeline.partitions import START_DATE
+
+    if end < start:
+        raise ValueError(f"--to {end} is before --from {start}")
+    if start < date.fromisoformat(START_DATE) or end > rt.today_ny():
+        raise ValueError(f"days must lie between {START_DATE} and today ({rt.today_ny()})")
+    with rt.prepare(need_workstudio=False):
+        job = defs.resolve_job_def(derived_daily_job.name)
+        if select:
+            known = {key.to_user_string() for key in job.asset_layer.executable_asset_keys}
+            unknown = sorted(set(select) - known)
+            if unknown:
+                raise ValueError(f"--select: unknown asset(s) {', '.join(unknown)}; "
+                                 f"choose from {', '.join(sorted(known))}")
+            job = job.get_subset(asset_selection={dg.AssetKey(name) for name in select})
+        with dg.DagsterInstance.get() as instance:
+            result = job.execute_in_process(
+                instance=instance, raise_on_error=False,
+                run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+                tags={"dagster/asset_partition_range_start": start.isoformat(),
+                      "dagster/asset_partition_range_end": end.isoformat(),
+                      "ws_tracker/trigger": "backfill"})
+            out(f"backfill {start}..{end}: run {result.run_id} "
+                + ("succeeded" if result.success else "failed"))
+            return result.success
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    select = [s.strip() for s in args.select.split(",") if s.strip()] if args.select else None
+    return 0 if run_backfill(args.date_from, args.date_to, select) else 1
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -254,6 +294,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sync with this user's stored WorkStudio credentials (views are scoped "
                         "by the caller); default: WORKSTUDIO_USERNAME/PASSWORD")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("backfill", help="rebuild derived daily partitions from stored history")
+    p.add_argument("--from", dest="date_from", type=_day, required=True, metavar="YYYY-MM-DD")
+    p.add_argument("--to", dest="date_to", type=_day, required=True, metavar="YYYY-MM-DD")
+    p.add_argument("--select", metavar="ASSETS",
+                   help="comma-separated derived assets (default: all of them)")
+    p.set_defaults(func=cmd_backfill)
 
     p = sub.add_parser("demo", help="run today's pipeline on the embedded defaults and summarise")
     p.set_defaults(func=cmd_demo)

@@ -137,7 +137,7 @@ def prepare(*, day: date | None = None, need_workstudio: bool = True,
         missing = [n for n, v in ((config.ENV_WS_USERNAME, settings.username),
                                   (config.ENV_WS_PASSWORD, settings.password)) if not v]
         if missing:
-            raise SystemExit(f"WORKSTUDIO_BASE_URL is set but {', '.join(missing)} is not")
+            raise ValueError(f"WORKSTUDIO_BASE_URL is set but {', '.join(missing)} is not")
         return runtime
     clock = None
     if day is not None and day != today_ny():

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Optional
+import warnings
 
 import dagster as dg
 import sqlalchemy as sa
@@ -35,6 +36,9 @@ from ws_tracker.warehouse.sync_log import SyncLog
 from ws_tracker.workstudio.client import WorkStudioClient
 from ws_tracker.workstudio.protocol import SYNCED_STATUSES
 from ws_tracker.workstudio.resource import WorkStudioResource
+
+# BackfillPolicy is marked beta in Dagster 1.13; we rely on it deliberately (single-run ranges).
+warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*backfill_policy.*")
 
 OWNERS = ["team:data-engineering"]
 WORKSTUDIO_GROUP = "workstudio"
@@ -245,34 +249,60 @@ def planned_unit_captures(
     })
 
 
+def build_daily_partitions(context: dg.AssetExecutionContext, build, label: str
+                           ) -> dg.MaterializeResult:
+    """Run ``build(conn, day, window_end)`` for every day of the run's partition key(s).
+
+    One partition or a whole range (single-run backfills): each day is its own transaction,
+    idempotent, so a day that fails leaves the days before it built and a re-run converges.
+    Per-day counts go into the metadata.
+    """
+    engine = context.resources.warehouse.get_engine()
+    totals: dict[str, int] = {}
+    per_day: dict[str, dict[str, int]] = {}
+    for key in context.partition_keys:
+        # DST days are 23 h / 25 h: the window comes from the partitions definition, never
+        # from start + timedelta(days=1).
+        window = daily_partitions.time_window_for_partition_key(key)
+        with engine.begin() as conn:
+            counts = build(conn, window.start.date(), window.end)
+        per_day[key] = counts
+        for name, value in counts.items():
+            totals[name] = totals.get(name, 0) + value
+    context.log.info(f"{label}: built {len(per_day)} day(s), {totals}")
+    return dg.MaterializeResult(metadata={
+        **{k: dg.MetadataValue.int(v) for k, v in totals.items()},
+        "days": dg.MetadataValue.int(len(per_day)),
+        "per_day": dg.MetadataValue.json(per_day),
+    })
+
+
 @dg.asset(
     group_name=DERIVED_GROUP,
     kinds={"postgres"},
     owners=OWNERS,
     partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
     deps=[planned_unit_captures, circuits],
+    required_resource_keys={"warehouse"},
     description="Per circuit per day: unit totals, permissions, per-type and per-planner "
     "breakdowns from the latest capture as of that day, miles from the circuit's state that day.",
 )
-def circuit_aggregates(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource
-) -> dg.MaterializeResult:
-    engine = warehouse.get_engine()
-    window = context.partition_time_window  # DST days are 23 h / 25 h: never add a timedelta
-    day = window.start.date()
-    # A derived build, not a sync: it writes no sync log of its own (a year's backfill would
-    # bury the sync history). Built in the same run as a planned-unit sync, it fills that
-    # sync's aggregates_created.
-    with engine.begin() as conn:
-        result = build_day(conn, day, window.end)
+def circuit_aggregates(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    cache: dict = {}  # capture id -> aggregate: a capture gives the same numbers every day
+
+    def build(conn, day, end):
+        result = build_day(conn, day, end, cache)
+        # A derived build, not a sync: it writes no sync log of its own (a year's backfill
+        # would bury the sync history). Built in the same run as a planned-unit sync, it fills
+        # that sync's aggregates_created.
         conn.execute(sa.text(
             "UPDATE sync_logs SET aggregates_created = coalesce(aggregates_created, 0) + :n,"
             " updated_at = now() WHERE dagster_run_id = :run AND sync_type = 'aggregates'"),
             {"n": result.written, "run": context.run_id})
-    return dg.MaterializeResult(metadata={
-        **{k: dg.MetadataValue.int(v) for k, v in result.counts().items()},
-        "aggregate_date": day.isoformat(),
-    })
+        return result.counts()
+
+    return build_daily_partitions(context, build, "circuit_aggregates")
 
 
 @dg.asset(
@@ -280,21 +310,16 @@ def circuit_aggregates(
     kinds={"postgres"},
     owners=OWNERS,
     partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
     deps=[circuit_aggregates, circuits],
+    required_resource_keys={"warehouse"},
     description="Daily circuit snapshots: every non-closed, non-excluded circuit's state as of "
     "that day (circuit_history) with that day's aggregate totals; breakdowns in metrics_json.",
 )
-def circuit_snapshots(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource
-) -> dg.MaterializeResult:
-    window = context.partition_time_window
-    day = window.start.date()
-    with warehouse.get_engine().begin() as conn:
-        result = build_snapshots(conn, day, window.end)
-    return dg.MaterializeResult(metadata={
-        **{k: dg.MetadataValue.int(v) for k, v in result.counts().items()},
-        "snapshot_date": day.isoformat(),
-    })
+def circuit_snapshots(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    return build_daily_partitions(
+        context, lambda conn, day, end: build_snapshots(conn, day, end).counts(),
+        "circuit_snapshots")
 
 
 ASSETS = [circuits, planned_unit_captures, circuit_aggregates, circuit_snapshots]

@@ -38,7 +38,7 @@ from ws_tracker.warehouse.circuit_sync import q
 
 # The circuit's state at the end of the day: its history version valid then, else (no history
 # at all) its circuits row. Circuits whose history starts after the day did not exist yet.
-_STATE_AT_END = """
+_CIRCUIT_DAY_SQL = """
 SELECT c.id, c.is_excluded, coalesce(h.region_id, c.region_id) AS region_id,
        coalesce(h.api_status, c.api_status) AS api_status,
        coalesce(h.total_miles, c.total_miles) AS total_miles,
@@ -173,7 +173,7 @@ def build_planner_day(conn: sa.Connection, day: date, window_end: datetime) -> R
 
 def circuit_day_states(conn: sa.Connection, day: date, window_end: datetime) -> list[CircuitDayState]:
     """Every non-deleted circuit existing at the end of ``day``, with that day's aggregate."""
-    rows = conn.execute(sa.text(_STATE_AT_END), {"d": day, "end": window_end}).all()
+    rows = conn.execute(sa.text(_CIRCUIT_DAY_SQL), {"d": day, "end": window_end}).all()
     return [
         CircuitDayState(
             circuit_id=r.id, region_id=r.region_id, api_status=r.api_status,
