@@ -24,7 +24,7 @@ from ws_tracker import config
 TABLES = (
     "regions", "circuits", "circuit_history", "circuit_ui_states", "circuit_user",
     "unlinked_planners", "planned_units_snapshots", "circuit_aggregates", "circuit_snapshots",
-    "sync_logs",
+    "planner_daily_aggregates", "regional_daily_aggregates", "sync_logs",
     "unit_types", "permission_statuses", "api_status_configs",
 )
 

@@ -47,7 +47,7 @@ def test_run_with_postgres_dagster_storage_from_a_plain_url(db_url, empty_db_url
     finally:
         dagster.dispose()
     assert runs == ["SUCCESS"]
-    assert mats == 4  # circuits, planned_unit_captures, circuit_aggregates and circuit_snapshots[2026-03-02]
+    assert mats == 6  # the two live assets and the four daily ones for 2026-03-02
 
     warehouse = make_engine(db_url)
     try:

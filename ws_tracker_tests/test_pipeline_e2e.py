@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parent.parent
 UNIT_STATUSES = ("ACTIV", "QC", "REWRK")
 DATA_TABLES = ["regions", "circuits", "circuit_history", "circuit_ui_states", "circuit_user",
                "unlinked_planners", "planned_units_snapshots", "circuit_aggregates",
-               "circuit_snapshots"]
+               "circuit_snapshots", "planner_daily_aggregates", "regional_daily_aggregates"]
 
 
 def _d(x) -> Decimal:

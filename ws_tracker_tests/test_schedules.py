@@ -26,6 +26,7 @@ from ws_tracker.pipeline.schedules import (
     SCHEDULES,
     activ_circuit_sync_schedule,
     daily_snapshot_schedule,
+    trailing_rebuild_schedule,
     unit_sync_schedule,
     weekly_circuit_sync_schedule,
 )
@@ -87,9 +88,11 @@ def test_schedules_load_into_definitions_and_target_the_right_jobs(repo):
         "weekly_circuit_sync_schedule",
         "unit_sync_schedule",
         "daily_snapshot_schedule",
+        "trailing_rebuild_schedule",
     }
     expected = {
         "daily_snapshot_schedule": ("daily_snapshots", "0 5 * * 1-5"),
+        "trailing_rebuild_schedule": ("derived_daily", "0 6 * * 1-5"),
         "activ_circuit_sync_schedule": ("circuit_sync", "30 4,16 * * 1-5"),
         "weekly_circuit_sync_schedule": ("circuit_sync", "30 4 * * 1"),
         "unit_sync_schedule": ("unit_sync", "30 5,17 * * 1-5"),
@@ -300,3 +303,17 @@ def test_tick_counts_in_dst_weeks():
         assert len(dagster_ticks(daily_snapshot_schedule, first, last)) == 10
         weekly = dagster_ticks(weekly_circuit_sync_schedule, first, last)
         assert [t.astimezone(NY).date().isoformat() for t in weekly] == mondays
+
+
+@pytest.mark.parametrize("when, first, last", [
+    # Monday after spring-forward, 06:00 EDT: the seven local days ending that Monday.
+    (utc(2026, 3, 9, 10, 0), "2026-03-03", "2026-03-09"),
+    # Monday after fall-back, 06:00 EST (11:00 UTC): the range spans the 25-hour day.
+    (utc(2026, 11, 2, 11, 0), "2026-10-27", "2026-11-02"),
+])
+def test_trailing_rebuild_requests_the_last_seven_local_days(repo, when, first, last):
+    request = evaluate(trailing_rebuild_schedule, when, repo)
+    assert request.tags["dagster/asset_partition_range_start"] == first
+    assert request.tags["dagster/asset_partition_range_end"] == last
+    assert request.tags[SCHEDULE_SLOT_TAG] == "06:00"
+    assert request.partition_key is None

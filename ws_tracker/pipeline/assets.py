@@ -31,6 +31,7 @@ from ws_tracker.warehouse.captures import (
 from ws_tracker.warehouse.circuit_aggregates import build_day
 from ws_tracker.warehouse.circuit_snapshots import build_day as build_snapshots
 from ws_tracker.warehouse.circuit_sync import sync_circuits
+from ws_tracker.warehouse.rollups import build_planner_day, build_regional_day
 from ws_tracker.warehouse.resource import WarehouseResource
 from ws_tracker.warehouse.sync_log import SyncLog
 from ws_tracker.workstudio.client import WorkStudioClient
@@ -322,4 +323,41 @@ def circuit_snapshots(context: dg.AssetExecutionContext) -> dg.MaterializeResult
         "circuit_snapshots")
 
 
-ASSETS = [circuits, planned_unit_captures, circuit_aggregates, circuit_snapshots]
+@dg.asset(
+    group_name=DERIVED_GROUP,
+    kinds={"postgres"},
+    owners=OWNERS,
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=[planned_unit_captures, circuits],
+    required_resource_keys={"warehouse"},
+    description="Work each planner did that day (first unit wins per station), per region: "
+    "units, feet, acres, trees, stations, span miles, circuits worked. From each circuit's "
+    "latest capture, so work synced late lands on the day it was done; "
+    "trailing_rebuild_schedule rebuilds the last 7 days to pick it up.",
+)
+def planner_daily_aggregates(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    return build_daily_partitions(
+        context, lambda conn, day, end: build_planner_day(conn, day, end).counts(),
+        "planner_daily_aggregates")
+
+
+@dg.asset(
+    group_name=DERIVED_GROUP,
+    kinds={"postgres"},
+    owners=OWNERS,
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=[circuit_aggregates, circuits],
+    required_resource_keys={"warehouse"},
+    description="Per active region and day, over non-deleted, non-excluded circuits: counts by "
+    "status, miles, average completion, unit totals from that day's circuit_aggregates.",
+)
+def regional_daily_aggregates(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    return build_daily_partitions(
+        context, lambda conn, day, end: build_regional_day(conn, day, end).counts(),
+        "regional_daily_aggregates")
+
+
+ASSETS = [circuits, planned_unit_captures, circuit_aggregates, circuit_snapshots,
+          planner_daily_aggregates, regional_daily_aggregates]

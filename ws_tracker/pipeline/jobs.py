@@ -14,7 +14,12 @@ from ws_tracker.pipeline.assets import (
     circuit_snapshots,
     circuits,
     planned_unit_captures,
+    planner_daily_aggregates,
+    regional_daily_aggregates,
 )
+
+DAILY_DERIVED = (circuit_aggregates, circuit_snapshots, planner_daily_aggregates,
+                 regional_daily_aggregates)
 from ws_tracker.pipeline.partitions import daily_partitions
 
 CIRCUIT_SYNC_TAG = "ws_tracker/circuit_sync"
@@ -23,9 +28,8 @@ UNIT_SYNC_TAG = "ws_tracker/unit_sync"
 daily_pipeline_job = dg.define_asset_job(
     name="daily_pipeline",
     description="Sync circuits and planned units from WorkStudio, then build that day's "
-    "circuit_aggregates and circuit_snapshots. Partitioned by day (America/New_York).",
-    selection=dg.AssetSelection.assets(circuits, planned_unit_captures, circuit_aggregates,
-                                       circuit_snapshots),
+    "derived numbers. Partitioned by day (America/New_York).",
+    selection=dg.AssetSelection.assets(circuits, planned_unit_captures, *DAILY_DERIVED),
     partitions_def=daily_partitions,
     tags={CIRCUIT_SYNC_TAG: "1", UNIT_SYNC_TAG: "1"},
 )
@@ -40,8 +44,8 @@ circuit_sync_job = dg.define_asset_job(
 unit_sync_job = dg.define_asset_job(
     name="unit_sync",
     description="Capture the planned units of the circuits that need it, then rebuild that "
-    "day's circuit_aggregates and circuit_snapshots. Partitioned by day.",
-    selection=dg.AssetSelection.assets(planned_unit_captures, circuit_aggregates, circuit_snapshots),
+    "day's derived numbers. Partitioned by day.",
+    selection=dg.AssetSelection.assets(planned_unit_captures, *DAILY_DERIVED),
     partitions_def=daily_partitions,
     tags={UNIT_SYNC_TAG: "1"},
 )
@@ -57,7 +61,7 @@ daily_snapshot_job = dg.define_asset_job(
 # Everything derived per day, rebuilt from PostgreSQL alone: what `ws-tracker backfill` runs
 # (and what a data engineer selects for a backfill in the UI). Single-run backfill policies
 # make a range one run.
-DERIVED_DAILY_ASSETS = dg.AssetSelection.assets(circuit_aggregates, circuit_snapshots)
+DERIVED_DAILY_ASSETS = dg.AssetSelection.assets(*DAILY_DERIVED)
 
 derived_daily_job = dg.define_asset_job(
     name="derived_daily",

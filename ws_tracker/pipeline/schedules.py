@@ -20,7 +20,12 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from ws_tracker.pipeline.jobs import circuit_sync_job, daily_snapshot_job, unit_sync_job
+from ws_tracker.pipeline.jobs import (
+    circuit_sync_job,
+    daily_snapshot_job,
+    derived_daily_job,
+    unit_sync_job,
+)
 from ws_tracker.pipeline.partitions import TIMEZONE
 
 SCHEDULE_SLOT_TAG = "ws_tracker/schedule_slot"
@@ -29,6 +34,8 @@ ACTIV_CIRCUIT_SYNC_CRON = "30 4,16 * * 1-5"
 WEEKLY_CIRCUIT_SYNC_CRON = "30 4 * * 1"
 UNIT_SYNC_CRON = "30 5,17 * * 1-5"
 DAILY_SNAPSHOT_CRON = "0 5 * * 1-5"
+TRAILING_REBUILD_CRON = "0 6 * * 1-5"
+TRAILING_DAYS = 7
 
 ACTIV_STATUSES = ["ACTIV"]
 WEEKLY_STATUSES = ["QC", "REWRK", "CLOSE"]
@@ -108,9 +115,28 @@ def daily_snapshot_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequ
     return dg.RunRequest(partition_key=local.date().isoformat(), tags=_slot_tags(local))
 
 
+@dg.schedule(
+    cron_schedule=TRAILING_REBUILD_CRON,
+    execution_timezone=TIMEZONE,
+    job=derived_daily_job,
+    description="Weekdays 06:00 America/New_York: rebuild the derived numbers of the last 7 "
+    "days in one run. Field devices sync late: work done on a day can arrive days later, and "
+    "planner work is credited to the day it was done.",
+)
+def trailing_rebuild_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    local = local_tick_time(context)
+    first = local.date() - datetime.timedelta(days=TRAILING_DAYS - 1)  # calendar days, not hours
+    return dg.RunRequest(tags={
+        **_slot_tags(local),
+        "dagster/asset_partition_range_start": first.isoformat(),
+        "dagster/asset_partition_range_end": local.date().isoformat(),
+    })
+
+
 SCHEDULES = [
     activ_circuit_sync_schedule,
     weekly_circuit_sync_schedule,
     daily_snapshot_schedule,
     unit_sync_schedule,
+    trailing_rebuild_schedule,
 ]
