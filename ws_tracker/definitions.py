@@ -10,6 +10,7 @@ import dagster as dg
 
 from ws_tracker.config import ENV_WS_BASE_URL, ENV_WS_PASSWORD, ENV_WS_USERNAME
 from ws_tracker.pipeline.assets import ASSETS
+from ws_tracker.pipeline.checks import CHECKS
 from ws_tracker.pipeline.jobs import JOBS
 from ws_tracker.pipeline.resources import ClockResource
 from ws_tracker.pipeline.schedules import SCHEDULES
@@ -21,6 +22,7 @@ from ws_tracker.workstudio.resource import WorkStudioResource
 def build_definitions() -> dg.Definitions:
     return dg.Definitions(
         assets=ASSETS,
+        asset_checks=CHECKS,
         jobs=JOBS,
         schedules=SCHEDULES,
         sensors=SENSORS,

@@ -10,6 +10,7 @@ import dagster as dg
 import sqlalchemy as sa
 
 from ws_tracker.pipeline.assets import ASSETS
+from ws_tracker.pipeline.checks import CHECKS
 from ws_tracker.pipeline.resources import ClockResource
 from ws_tracker.simulator.server import SimulatorServer
 from ws_tracker.simulator.world import World, WorldConfig
@@ -58,7 +59,7 @@ class Harness:
         tags = {"scheduled": {"dagster/schedule_name": "unit_sync_schedule"},
                 "workflow_event": {"dagster/sensor_name": "workflow_stage_sensor"},
                 "manual": {}}[trigger]
-        return dg.materialize(ASSETS, partition_key=day.isoformat(), resources=resources,
+        return dg.materialize([*ASSETS, *CHECKS], partition_key=day.isoformat(), resources=resources,
                               run_config=run_config, raise_on_error=raise_on_error, tags=tags)
 
 
