@@ -7,6 +7,7 @@ failed run still leaves a failed log. Messages pass through ``scrub`` so no secr
 from __future__ import annotations
 
 import json
+import logging
 import traceback
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -113,11 +114,17 @@ class SyncLog:
         return "completed"
 
     def fail(self, exc: BaseException, counts: dict[str, int] | None = None) -> None:
+        """Record the failure. Never raises: the original error is what the run must report
+        (when the database itself is gone, the sync_log_sweeper sensor closes the log later)."""
         message = f"{type(exc).__name__}: {exc}"
         error = {"code": type(exc).__name__, "message": self.scrub(str(exc)),
                  "trace_id": self.run_id,
                  "traceback": self.scrub("".join(traceback.format_exception(exc))[-4000:])}
-        self._finish("failed", counts or {}, [], error, message)
+        try:
+            self._finish("failed", counts or {}, [], error, message)
+        except Exception as log_exc:  # noqa: BLE001 - reported, then the original goes on
+            logging.getLogger(__name__).warning(
+                "could not record sync log %s as failed: %s", self.id, type(log_exc).__name__)
 
 
 def close_orphaned(engine: sa.Engine, run_state, *, stale_after_hours: float = 6.0) -> list[int]:
