@@ -125,37 +125,47 @@ def run_pipeline(day: date, *, force: bool = False, trigger: str = "manual",
 
 
 def run_backfill(start: date, end: date, select: list[str] | None = None, out=print) -> bool:
-    """Rebuild the derived daily partitions from ``start`` to ``end`` (inclusive) in one run."""
+    """Rebuild the derived daily partitions from ``start`` to ``end`` (inclusive) and the weekly
+    partitions that overlap them, each kind in one run."""
     import dagster as dg
 
     from ws_tracker import runtime as rt
     from ws_tracker.definitions import defs
-    from ws_tracker.pipeline.jobs import derived_daily_job
+    from ws_tracker.pipeline.jobs import derived_daily_job, derived_weekly_job
     from ws_tracker.pipeline.partitions import START_DATE
+    from ws_tracker.pipeline.schedules import week_starting_of
 
     if end < start:
         raise ValueError(f"--to {end} is before --from {start}")
     if start < date.fromisoformat(START_DATE) or end > rt.today_ny():
         raise ValueError(f"days must lie between {START_DATE} and today ({rt.today_ny()})")
-    with rt.prepare(need_workstudio=False):
-        job = defs.resolve_job_def(derived_daily_job.name)
-        if select:
-            known = {key.to_user_string() for key in job.asset_layer.executable_asset_keys}
-            unknown = sorted(set(select) - known)
-            if unknown:
-                raise ValueError(f"--select: unknown asset(s) {', '.join(unknown)}; "
-                                 f"choose from {', '.join(sorted(known))}")
-            job = job.get_subset(asset_selection={dg.AssetKey(name) for name in select})
-        with dg.DagsterInstance.get() as instance:
+    plan = [(derived_daily_job.name, start, end),
+            (derived_weekly_job.name, week_starting_of(start), week_starting_of(end))]
+    jobs = {name: defs.resolve_job_def(name) for name, _, _ in plan}
+    keys = {name: {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
+            for name, job in jobs.items()}
+    if select:
+        unknown = sorted(set(select) - set().union(*keys.values()))
+        if unknown:
+            raise ValueError(f"--select: unknown asset(s) {', '.join(unknown)}; choose from "
+                             f"{', '.join(sorted(set().union(*keys.values())))}")
+    ok = True
+    with rt.prepare(need_workstudio=False), dg.DagsterInstance.get() as instance:
+        for name, first, last in plan:
+            wanted = keys[name] & set(select) if select else keys[name]
+            if not wanted:
+                continue
+            job = jobs[name].get_subset(asset_selection={dg.AssetKey(n) for n in wanted})
             result = job.execute_in_process(
                 instance=instance, raise_on_error=False,
                 run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
-                tags={"dagster/asset_partition_range_start": start.isoformat(),
-                      "dagster/asset_partition_range_end": end.isoformat(),
+                tags={"dagster/asset_partition_range_start": first.isoformat(),
+                      "dagster/asset_partition_range_end": last.isoformat(),
                       "ws_tracker/trigger": "backfill"})
-            out(f"backfill {start}..{end}: run {result.run_id} "
+            out(f"{name} {first}..{last}: run {result.run_id} "
                 + ("succeeded" if result.success else "failed"))
-            return result.success
+            ok = ok and result.success
+    return ok
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
@@ -295,7 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "by the caller); default: WORKSTUDIO_USERNAME/PASSWORD")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("backfill", help="rebuild derived daily partitions from stored history")
+    p = sub.add_parser("backfill", help="rebuild derived daily partitions, and the weeks that "
+                       "overlap them, from stored history")
     p.add_argument("--from", dest="date_from", type=_day, required=True, metavar="YYYY-MM-DD")
     p.add_argument("--to", dest="date_to", type=_day, required=True, metavar="YYYY-MM-DD")
     p.add_argument("--select", metavar="ASSETS",

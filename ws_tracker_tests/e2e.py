@@ -9,8 +9,11 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import sqlalchemy as sa
 
-from ws_tracker.pipeline.assets import ASSETS
+from ws_tracker.pipeline.assets import DAILY_ASSETS, circuits, planned_unit_captures
 from ws_tracker.pipeline.checks import CHECKS
+
+DAILY_CHECK_KEYS = {key for c in CHECKS for key in c.check_keys
+                    if key.asset_key in {a.key for a in DAILY_ASSETS}}
 from ws_tracker.pipeline.resources import ClockResource
 from ws_tracker.simulator.server import SimulatorServer
 from ws_tracker.simulator.world import World, WorldConfig
@@ -59,7 +62,9 @@ class Harness:
         tags = {"scheduled": {"dagster/schedule_name": "unit_sync_schedule"},
                 "workflow_event": {"dagster/sensor_name": "workflow_stage_sensor"},
                 "manual": {}}[trigger]
-        return dg.materialize([*ASSETS, *CHECKS], partition_key=day.isoformat(), resources=resources,
+        checks = [c for c in CHECKS if not c.check_keys.isdisjoint(DAILY_CHECK_KEYS)]
+        return dg.materialize([circuits, planned_unit_captures, *DAILY_ASSETS, *checks],
+                              partition_key=day.isoformat(), resources=resources,
                               run_config=run_config, raise_on_error=raise_on_error, tags=tags)
 
 

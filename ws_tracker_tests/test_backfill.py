@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from ws_tracker.pipeline.assets import circuit_aggregates, circuit_snapshots
+from ws_tracker.warehouse import checks
 from ws_tracker.warehouse.resource import WarehouseResource
 from ws_tracker_tests.e2e import dump_tables
 
@@ -74,6 +75,20 @@ def test_backfill_command_rebuilds_a_range(synced, engine, db_url, tmp_path, mon
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     monkeypatch.delenv("DAGSTER_PG_URL", raising=False)
     before = {t: _rows(engine, t) for t in TABLES}
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM circuit_snapshots"))
+    # Without --select: the derived days and the weeks that overlap them (Sunday 2026-03-01).
+    assert main(["backfill", "--from", DAYS[1].isoformat(), "--to", DAYS[2].isoformat()]) == 0
+    with engine.connect() as conn:
+        weeks = conn.execute(sa.text(
+            "SELECT DISTINCT week_starting::text FROM planner_weekly_aggregates")).scalars().all()
+        assert weeks == ["2026-03-01"]
+        assert checks.weekly_sums_match_days(conn, [date(2026, 3, 1)]) == []
+        # Breaking a weekly sum is what the check is for.
+        conn.execute(sa.text("UPDATE planner_weekly_aggregates SET total_units_assessed = total_units_assessed + 1"
+                             " WHERE id = (SELECT min(id) FROM planner_weekly_aggregates)"))
+        assert len(checks.weekly_sums_match_days(conn, [date(2026, 3, 1)])) == 1
+        conn.rollback()
     with engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM circuit_snapshots"))
     assert main(["backfill", "--from", DAYS[0].isoformat(), "--to", DAYS[-1].isoformat(),

@@ -29,6 +29,7 @@ from ws_tracker.pipeline.schedules import (
     trailing_rebuild_schedule,
     unit_sync_schedule,
     weekly_circuit_sync_schedule,
+    weekly_rollup_schedule,
 )
 from ws_tracker.warehouse.resource import WarehouseResource
 from ws_tracker.workstudio.resource import WorkStudioResource
@@ -89,10 +90,12 @@ def test_schedules_load_into_definitions_and_target_the_right_jobs(repo):
         "unit_sync_schedule",
         "daily_snapshot_schedule",
         "trailing_rebuild_schedule",
+        "weekly_rollup_schedule",
     }
     expected = {
         "daily_snapshot_schedule": ("daily_snapshots", "0 5 * * 1-5"),
         "trailing_rebuild_schedule": ("derived_daily", "0 6 * * 1-5"),
+        "weekly_rollup_schedule": ("derived_weekly", "30 6 * * 1-5"),
         "activ_circuit_sync_schedule": ("circuit_sync", "30 4,16 * * 1-5"),
         "weekly_circuit_sync_schedule": ("circuit_sync", "30 4 * * 1"),
         "unit_sync_schedule": ("unit_sync", "30 5,17 * * 1-5"),
@@ -317,3 +320,15 @@ def test_trailing_rebuild_requests_the_last_seven_local_days(repo, when, first, 
     assert request.tags["dagster/asset_partition_range_end"] == last
     assert request.tags[SCHEDULE_SLOT_TAG] == "06:00"
     assert request.partition_key is None
+
+
+@pytest.mark.parametrize("when, first, last", [
+    (utc(2026, 3, 9, 10, 30), "2026-03-01", "2026-03-08"),  # Monday after spring-forward
+    (utc(2026, 3, 13, 10, 30), "2026-03-01", "2026-03-08"),  # that Friday
+    (utc(2026, 11, 2, 11, 30), "2026-10-25", "2026-11-01"),  # Monday after fall-back
+])
+def test_weekly_rollup_requests_previous_and_current_week(repo, when, first, last):
+    request = evaluate(weekly_rollup_schedule, when, repo)
+    assert request.tags["dagster/asset_partition_range_start"] == first
+    assert request.tags["dagster/asset_partition_range_end"] == last
+    assert datetime.date.fromisoformat(first).weekday() == 6  # Sundays

@@ -11,13 +11,14 @@ from collections import defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from datetime import date
 from typing import Optional
 import warnings
 
 import dagster as dg
 import sqlalchemy as sa
 
-from ws_tracker.pipeline.partitions import daily_partitions
+from ws_tracker.pipeline.partitions import daily_partitions, weekly_partitions
 from ws_tracker.pipeline.resources import ClockResource
 from ws_tracker.rules.circuits import CircuitRecord, transform_circuit_rows
 from ws_tracker.rules.errors import WorkStudioAuthError, WorkStudioError
@@ -32,6 +33,7 @@ from ws_tracker.warehouse.circuit_aggregates import build_day
 from ws_tracker.warehouse.circuit_snapshots import build_day as build_snapshots
 from ws_tracker.warehouse.circuit_sync import sync_circuits
 from ws_tracker.warehouse.rollups import build_planner_day, build_regional_day
+from ws_tracker.warehouse.weekly import build_planner_week, build_regional_week
 from ws_tracker.warehouse.resource import WarehouseResource
 from ws_tracker.warehouse.sync_log import SyncLog
 from ws_tracker.workstudio.client import WorkStudioClient
@@ -359,5 +361,69 @@ def regional_daily_aggregates(context: dg.AssetExecutionContext) -> dg.Materiali
         "regional_daily_aggregates")
 
 
-ASSETS = [circuits, planned_unit_captures, circuit_aggregates, circuit_snapshots,
-          planner_daily_aggregates, regional_daily_aggregates]
+def build_weekly_partitions(context: dg.AssetExecutionContext, build, label: str
+                            ) -> dg.MaterializeResult:
+    """Run ``build(conn, week_starting)`` for every week of the run's partition key(s), each
+    week in its own transaction (partition key = the Sunday; week_ending = the Saturday)."""
+    engine = context.resources.warehouse.get_engine()
+    totals: dict[str, int] = {}
+    per_week: dict[str, dict[str, int]] = {}
+    for key in context.partition_keys:
+        with engine.begin() as conn:
+            counts = build(conn, date.fromisoformat(key))
+        per_week[key] = counts
+        for name, value in counts.items():
+            totals[name] = totals.get(name, 0) + value
+    context.log.info(f"{label}: built {len(per_week)} week(s), {totals}")
+    return dg.MaterializeResult(metadata={
+        **{k: dg.MetadataValue.int(v) for k, v in totals.items()},
+        "weeks": dg.MetadataValue.int(len(per_week)),
+        "per_week": dg.MetadataValue.json(per_week),
+    })
+
+
+class WeeklyTargetConfig(dg.Config):
+    # business-rules.md: met_weekly_target = miles_delta >= 6.5, configurable.
+    target_miles: float = 6.5
+
+
+@dg.asset(
+    group_name=DERIVED_GROUP,
+    kinds={"postgres"},
+    owners=OWNERS,
+    partitions_def=weekly_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=[planner_daily_aggregates, circuit_snapshots],
+    required_resource_keys={"warehouse"},
+    description="Per planner, region and week (Sunday-Saturday, week_ending = Saturday): days "
+    "worked, sums of the daily work, miles_delta from snapshots, met_weekly_target.",
+)
+def planner_weekly_aggregates(context: dg.AssetExecutionContext,
+                              config: WeeklyTargetConfig) -> dg.MaterializeResult:
+    return build_weekly_partitions(
+        context, lambda conn, week: build_planner_week(
+            conn, week, target_miles=config.target_miles).counts(),
+        "planner_weekly_aggregates")
+
+
+@dg.asset(
+    group_name=DERIVED_GROUP,
+    kinds={"postgres"},
+    owners=OWNERS,
+    partitions_def=weekly_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=[regional_daily_aggregates, planner_daily_aggregates],
+    required_resource_keys={"warehouse"},
+    description="Per region and week: counts by status at week end, excluded circuits, miles, "
+    "units added, and a daily_breakdown {date: {circuits_active, miles_planned, units_added}}.",
+)
+def regional_weekly_aggregates(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    return build_weekly_partitions(
+        context, lambda conn, week: build_regional_week(conn, week).counts(),
+        "regional_weekly_aggregates")
+
+
+DAILY_ASSETS = [circuit_aggregates, circuit_snapshots, planner_daily_aggregates,
+                regional_daily_aggregates]
+WEEKLY_ASSETS = [planner_weekly_aggregates, regional_weekly_aggregates]
+ASSETS = [circuits, planned_unit_captures, *DAILY_ASSETS, *WEEKLY_ASSETS]

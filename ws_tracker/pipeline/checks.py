@@ -5,6 +5,7 @@ warning otherwise. Each check names the offending rows in its metadata.
 """
 
 from collections.abc import Callable
+from datetime import date
 
 import dagster as dg
 
@@ -12,9 +13,10 @@ from ws_tracker.pipeline.assets import (
     circuit_aggregates,
     circuit_snapshots,
     planner_daily_aggregates,
+    planner_weekly_aggregates,
     regional_daily_aggregates,
 )
-from ws_tracker.pipeline.partitions import daily_partitions
+from ws_tracker.pipeline.partitions import daily_partitions, weekly_partitions
 from ws_tracker.warehouse import checks as rules
 from ws_tracker.warehouse.resource import WarehouseResource
 
@@ -24,9 +26,10 @@ TYPE_COUNTS_SUM_TO_TOTAL = "type_counts_sum_to_total"
 NO_DUPLICATE_KEYS = "no_duplicate_keys"
 SNAPSHOTS_COVER_OPEN_CIRCUITS = "snapshots_cover_open_circuits"
 EXCLUDED_CIRCUITS_LEFT_OUT = "excluded_circuits_left_out"
+WEEKLY_SUMS_MATCH_DAYS = "weekly_sums_match_days"
 
 
-def run_partition_keys(tags) -> list[str]:
+def run_partition_keys(tags, partitions_def=daily_partitions) -> list[str]:
     """The daily partition keys a run built, from its tags (one key or a range).
 
     The checks themselves are not partitioned (partitioned checks are a Dagster preview
@@ -37,7 +40,7 @@ def run_partition_keys(tags) -> list[str]:
     start = tags.get("dagster/asset_partition_range_start")
     end = tags.get("dagster/asset_partition_range_end")
     if start and end:
-        return list(daily_partitions.get_partition_keys_in_range(dg.PartitionKeyRange(start, end)))
+        return list(partitions_def.get_partition_keys_in_range(dg.PartitionKeyRange(start, end)))
     return []
 
 
@@ -67,7 +70,18 @@ def _check(asset, name: str, blocking: bool, what: str,
     return _fn
 
 
+@dg.asset_check(asset=planner_weekly_aggregates, name=WEEKLY_SUMS_MATCH_DAYS, blocking=True,
+                description="weekly units, feet and days worked equal the sums of their days")
+def planner_weekly_sums_match_days(context: dg.AssetCheckExecutionContext,
+                                   warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    weeks = [date.fromisoformat(k) for k in run_partition_keys(context.run.tags, weekly_partitions)]
+    with warehouse.get_engine().connect() as conn:
+        return _result(rules.weekly_sums_match_days(conn, weeks),
+                       "weekly units, feet and days worked equal the sums of their days")
+
+
 CHECKS = [
+    planner_weekly_sums_match_days,
     _check(circuit_aggregates, PERMISSIONS_WITHIN_TOTAL, True,
            "approved + pending + refused <= total units",
            lambda conn, days, ends: rules.permissions_within_total(conn, days)),

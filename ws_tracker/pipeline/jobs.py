@@ -15,12 +15,14 @@ from ws_tracker.pipeline.assets import (
     circuits,
     planned_unit_captures,
     planner_daily_aggregates,
+    planner_weekly_aggregates,
     regional_daily_aggregates,
+    regional_weekly_aggregates,
 )
 
 DAILY_DERIVED = (circuit_aggregates, circuit_snapshots, planner_daily_aggregates,
                  regional_daily_aggregates)
-from ws_tracker.pipeline.partitions import daily_partitions
+from ws_tracker.pipeline.partitions import daily_partitions, weekly_partitions
 
 CIRCUIT_SYNC_TAG = "ws_tracker/circuit_sync"
 UNIT_SYNC_TAG = "ws_tracker/unit_sync"
@@ -71,4 +73,16 @@ derived_daily_job = dg.define_asset_job(
     partitions_def=daily_partitions,
 )
 
-JOBS = [daily_pipeline_job, circuit_sync_job, unit_sync_job, daily_snapshot_job, derived_daily_job]
+DERIVED_WEEKLY_ASSETS = dg.AssetSelection.assets(planner_weekly_aggregates,
+                                                 regional_weekly_aggregates)
+
+derived_weekly_job = dg.define_asset_job(
+    name="derived_weekly",
+    description="Rebuild the weekly rollups (Sunday-Saturday) from the daily tables; a range "
+    "runs as one run, each week in its own transaction.",
+    selection=DERIVED_WEEKLY_ASSETS,
+    partitions_def=weekly_partitions,
+)
+
+JOBS = [daily_pipeline_job, circuit_sync_job, unit_sync_job, daily_snapshot_job, derived_daily_job,
+        derived_weekly_job]

@@ -24,6 +24,7 @@ from ws_tracker.pipeline.jobs import (
     circuit_sync_job,
     daily_snapshot_job,
     derived_daily_job,
+    derived_weekly_job,
     unit_sync_job,
 )
 from ws_tracker.pipeline.partitions import TIMEZONE
@@ -36,6 +37,7 @@ UNIT_SYNC_CRON = "30 5,17 * * 1-5"
 DAILY_SNAPSHOT_CRON = "0 5 * * 1-5"
 TRAILING_REBUILD_CRON = "0 6 * * 1-5"
 TRAILING_DAYS = 7
+WEEKLY_ROLLUP_CRON = "30 6 * * 1-5"
 
 ACTIV_STATUSES = ["ACTIV"]
 WEEKLY_STATUSES = ["QC", "REWRK", "CLOSE"]
@@ -133,10 +135,33 @@ def trailing_rebuild_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRe
     })
 
 
+def week_starting_of(day: datetime.date) -> datetime.date:
+    """The Sunday on or before ``day`` (weeks run Sunday to Saturday)."""
+    return day - datetime.timedelta(days=(day.weekday() + 1) % 7)
+
+
+@dg.schedule(
+    cron_schedule=WEEKLY_ROLLUP_CRON,
+    execution_timezone=TIMEZONE,
+    job=derived_weekly_job,
+    description="Weekdays 06:30 America/New_York, after the trailing daily rebuild: rebuild the "
+    "previous and the current week's planner and regional rollups in one run.",
+)
+def weekly_rollup_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    local = local_tick_time(context)
+    current = week_starting_of(local.date())
+    return dg.RunRequest(tags={
+        **_slot_tags(local),
+        "dagster/asset_partition_range_start": (current - datetime.timedelta(days=7)).isoformat(),
+        "dagster/asset_partition_range_end": current.isoformat(),
+    })
+
+
 SCHEDULES = [
     activ_circuit_sync_schedule,
     weekly_circuit_sync_schedule,
     daily_snapshot_schedule,
     unit_sync_schedule,
     trailing_rebuild_schedule,
+    weekly_rollup_schedule,
 ]

@@ -100,3 +100,19 @@ def planner_work_excludes_excluded(conn: sa.Connection, days: list[date]) -> lis
          AND coalesce(c.extension, '@') = coalesce(nullif(split_part(k.key, '/', 2), ''), '@')
         WHERE p.aggregate_date = ANY(:d) AND (c.is_excluded OR c.deleted_at IS NOT NULL)""",
                  d=days)
+
+
+def weekly_sums_match_days(conn: sa.Connection, weeks: list[date]) -> list[dict[str, Any]]:
+    """A planner's weekly units, feet and days worked equal the sums over their daily rows."""
+    return _rows(conn, """
+        SELECT w.planner_name, w.region_id, w.week_starting::text AS week,
+               w.total_units_assessed, coalesce(sum(d.total_units_assessed), 0) AS daily_units,
+               w.days_worked, count(d.id) AS daily_rows
+        FROM planner_weekly_aggregates w
+        LEFT JOIN planner_daily_aggregates d ON d.planner_name = w.planner_name
+         AND d.region_id = w.region_id AND d.aggregate_date BETWEEN w.week_starting AND w.week_ending
+        WHERE w.week_starting = ANY(:w)
+        GROUP BY w.id
+        HAVING w.total_units_assessed <> coalesce(sum(d.total_units_assessed), 0)
+            OR w.total_linear_ft <> coalesce(sum(d.total_linear_ft), 0)
+            OR w.days_worked <> count(d.id)""", w=weeks)
