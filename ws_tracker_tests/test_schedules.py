@@ -332,3 +332,11 @@ def test_weekly_rollup_requests_previous_and_current_week(repo, when, first, las
     assert request.tags["dagster/asset_partition_range_start"] == first
     assert request.tags["dagster/asset_partition_range_end"] == last
     assert datetime.date.fromisoformat(first).weekday() == 6  # Sundays
+
+
+def test_every_asset_says_how_stale_it_may_get_on_a_weekday(repo):
+    graph = repo.asset_graph
+    for key in graph.get_all_asset_keys():
+        policy = graph.get(key).freshness_policy
+        assert policy is not None, key
+        assert policy.timezone == "America/New_York" and policy.deadline_cron.endswith("1-5"), key

@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, timedelta
 from typing import Optional
 import warnings
 
@@ -44,6 +44,24 @@ from ws_tracker.workstudio.resource import WorkStudioResource
 warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*backfill_policy.*")
 
 OWNERS = ["team:data-engineering"]
+
+
+def weekday_freshness(deadline_cron: str, within_hours: float) -> dg.FreshnessPolicy:
+    """Fresh when materialized within ``within_hours`` before each weekday deadline (New York).
+
+    After seed 004's TTL per entity: the live circuit list may be half a day old, planned units
+    likewise, and the derived numbers must follow their inputs within the hour.
+    """
+    return dg.FreshnessPolicy.cron(deadline_cron=deadline_cron,
+                                   lower_bound_delta=timedelta(hours=within_hours),
+                                   timezone="America/New_York")
+
+
+# Deadlines an hour or so after each schedule slot (see schedules.py).
+CIRCUITS_FRESHNESS = weekday_freshness("0 6,18 * * 1-5", 2)  # syncs 04:30 / 16:30
+UNITS_FRESHNESS = weekday_freshness("30 6,18 * * 1-5", 1.5)  # syncs 05:30 / 17:30
+DAILY_FRESHNESS = weekday_freshness("0 7,19 * * 1-5", 2)  # built with the unit syncs, 06:00
+WEEKLY_FRESHNESS = weekday_freshness("0 7 * * 1-5", 1)  # 06:30
 WORKSTUDIO_GROUP = "workstudio"
 DERIVED_GROUP = "derived"
 SYNC_TRIGGERS = ("scheduled", "manual", "workflow_event")
@@ -118,6 +136,7 @@ def _issues(row_issues) -> list[dict]:
     group_name=WORKSTUDIO_GROUP,
     kinds={"postgres"},
     owners=OWNERS,
+    freshness_policy=CIRCUITS_FRESHNESS,
     description="Circuits (WorkStudio jobs) of the synced statuses, upserted by job_guid, with "
     "their API history (circuit_history), UI states, regions and planner links.",
 )
@@ -169,6 +188,7 @@ def circuits(
     group_name=WORKSTUDIO_GROUP,
     kinds={"postgres"},
     owners=OWNERS,
+    freshness_policy=UNITS_FRESHNESS,
     deps=[circuits],
     description="Planned-unit captures (planned_units_snapshots): normalised units per circuit, "
     "stored when their content hash changes. The raw layer every derived number replays.",
@@ -284,6 +304,7 @@ def build_daily_partitions(context: dg.AssetExecutionContext, build, label: str
     group_name=DERIVED_GROUP,
     kinds={"postgres"},
     owners=OWNERS,
+    freshness_policy=DAILY_FRESHNESS,
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     deps=[planned_unit_captures, circuits],
@@ -312,6 +333,7 @@ def circuit_aggregates(context: dg.AssetExecutionContext) -> dg.MaterializeResul
     group_name=DERIVED_GROUP,
     kinds={"postgres"},
     owners=OWNERS,
+    freshness_policy=DAILY_FRESHNESS,
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     deps=[circuit_aggregates, circuits],
@@ -329,6 +351,7 @@ def circuit_snapshots(context: dg.AssetExecutionContext) -> dg.MaterializeResult
     group_name=DERIVED_GROUP,
     kinds={"postgres"},
     owners=OWNERS,
+    freshness_policy=DAILY_FRESHNESS,
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     deps=[planned_unit_captures, circuits],
@@ -348,6 +371,7 @@ def planner_daily_aggregates(context: dg.AssetExecutionContext) -> dg.Materializ
     group_name=DERIVED_GROUP,
     kinds={"postgres"},
     owners=OWNERS,
+    freshness_policy=DAILY_FRESHNESS,
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     deps=[circuit_aggregates, circuits],
@@ -391,6 +415,7 @@ class WeeklyTargetConfig(dg.Config):
     group_name=DERIVED_GROUP,
     kinds={"postgres"},
     owners=OWNERS,
+    freshness_policy=WEEKLY_FRESHNESS,
     partitions_def=weekly_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     deps=[planner_daily_aggregates, circuit_snapshots],
@@ -410,6 +435,7 @@ def planner_weekly_aggregates(context: dg.AssetExecutionContext,
     group_name=DERIVED_GROUP,
     kinds={"postgres"},
     owners=OWNERS,
+    freshness_policy=WEEKLY_FRESHNESS,
     partitions_def=weekly_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     deps=[regional_daily_aggregates, planner_daily_aggregates],
