@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from ws_tracker.rules.aggregates import circuit_aggregate
 from ws_tracker.warehouse.circuit_sync import q
+from ws_tracker.warehouse.upsert import upsert_skip_unchanged
 
 # is_rollup stays false: one row per circuit per day is the day's record. The column is kept
 # for the seed's unique key (circuit_id, aggregate_date, is_rollup); see README.
@@ -91,22 +92,9 @@ def build_day(conn: sa.Connection, day: date, window_end: datetime,
         })
         result.total_units += agg["total_units"]
     result.circuits = len(params)
-    if params:
-        cols = ("circuit_id", "aggregate_date", "is_rollup") + _VALUE_COLS
-        values = ", ".join(f"CAST(:{c} AS jsonb)" if c in _JSON_COLS else f":{c}" for c in cols)
-        sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in _VALUE_COLS)
-        distinct = (f"({', '.join('circuit_aggregates.' + c for c in _VALUE_COLS)}) IS DISTINCT FROM"
-                    f" ({', '.join('EXCLUDED.' + c for c in _VALUE_COLS)})")
-        stmt = sa.text(
-            f"INSERT INTO circuit_aggregates ({', '.join(cols)}) VALUES ({values})"
-            f" ON CONFLICT (circuit_id, aggregate_date, is_rollup) DO UPDATE SET {sets},"
-            f" updated_at = now() WHERE {distinct} RETURNING id"
-        )
-        for p in params:
-            if conn.execute(stmt, p).scalar() is None:
-                result.unchanged += 1
-            else:
-                result.written += 1
+    result.written, result.unchanged = upsert_skip_unchanged(
+        conn, "circuit_aggregates", ("circuit_id", "aggregate_date", "is_rollup"), _VALUE_COLS,
+        params, _JSON_COLS)
     result.removed = conn.execute(
         sa.text("DELETE FROM circuit_aggregates WHERE aggregate_date = :d AND is_rollup = :r"
                 " AND NOT (circuit_id = ANY(:ids))"),

@@ -35,6 +35,7 @@ from ws_tracker.rules.rollups import (
     regional_day,
 )
 from ws_tracker.warehouse.circuit_sync import q
+from ws_tracker.warehouse.upsert import upsert_skip_unchanged
 
 # The circuit's state at the end of the day: its history version valid then, else (no history
 # at all) its circuits row. Circuits whose history starts after the day did not exist yet.
@@ -125,20 +126,8 @@ def planner_days(conn: sa.Connection, day: date, window_end: datetime) -> dict[t
 
 def _upsert(conn: sa.Connection, table: str, key: tuple[str, ...], values: tuple[str, ...],
             json_cols: tuple[str, ...], params: list[dict], result: RollupResult) -> None:
-    cols = key + values
-    placeholders = ", ".join(f"CAST(:{c} AS jsonb)" if c in json_cols else f":{c}" for c in cols)
-    sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in values)
-    distinct = (f"({', '.join(f'{table}.{c}' for c in values)}) IS DISTINCT FROM"
-                f" ({', '.join('EXCLUDED.' + c for c in values)})")
-    stmt = sa.text(
-        f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({placeholders})"
-        f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sets}, updated_at = now()"
-        f" WHERE {distinct} RETURNING id")
-    for p in params:
-        if conn.execute(stmt, p).scalar() is None:
-            result.unchanged += 1
-        else:
-            result.written += 1
+    result.written, result.unchanged = upsert_skip_unchanged(conn, table, key, values, params,
+                                                             json_cols)
     result.rows = len(params)
 
 

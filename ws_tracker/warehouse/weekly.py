@@ -48,6 +48,7 @@ from ws_tracker.rules.weekly import (
     regional_week,
     week_bounds,
 )
+from ws_tracker.warehouse.upsert import upsert_skip_unchanged
 
 __all__ = ["WeeklyResult", "build_planner_week", "build_regional_week", "circuit_miles_deltas",
            "planner_day_rows"]
@@ -85,20 +86,8 @@ class WeeklyResult:
 
 def _upsert(conn: sa.Connection, table: str, key: tuple[str, ...], values: tuple[str, ...],
             json_cols: tuple[str, ...], params: list[dict], result: WeeklyResult) -> None:
-    cols = key + values
-    placeholders = ", ".join(f"CAST(:{c} AS jsonb)" if c in json_cols else f":{c}" for c in cols)
-    sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in values)
-    distinct = (f"({', '.join(f'{table}.{c}' for c in values)}) IS DISTINCT FROM"
-                f" ({', '.join('EXCLUDED.' + c for c in values)})")
-    stmt = sa.text(
-        f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({placeholders})"
-        f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sets}, updated_at = now()"
-        f" WHERE {distinct} RETURNING id")
-    for p in params:
-        if conn.execute(stmt, p).scalar() is None:
-            result.unchanged += 1
-        else:
-            result.written += 1
+    result.written, result.unchanged = upsert_skip_unchanged(conn, table, key, values, params,
+                                                             json_cols)
     result.rows = len(params)
 
 
