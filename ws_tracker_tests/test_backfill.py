@@ -95,3 +95,25 @@ def test_backfill_command_rebuilds_a_range(synced, engine, db_url, tmp_path, mon
                  "--select", "circuit_snapshots"]) == 0
     assert {t: _rows(engine, t) for t in TABLES} == before
     assert main(["backfill", "--from", "2026-03-06", "--to", "2026-03-02"]) != 0
+
+
+def test_weekly_target_is_run_config(synced, engine, db_url):
+    from ws_tracker.pipeline.assets import WEEKLY_ASSETS
+
+    def build(target):
+        return dg.materialize(WEEKLY_ASSETS, partition_key="2026-03-01",
+                              resources={"warehouse": WarehouseResource(database_url=db_url)},
+                              run_config={"ops": {"planner_weekly_aggregates": {
+                                  "config": {"target_miles": target}}}})
+
+    assert build(1_000_000.0).success
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT miles_delta, met_weekly_target FROM planner_weekly_aggregates")).all()
+    assert rows and not any(r.met_weekly_target for r in rows)
+    assert build(0.0).success
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT miles_delta, met_weekly_target FROM planner_weekly_aggregates")).all()
+    assert all(r.met_weekly_target == (r.miles_delta >= 0) for r in rows)
+    assert any(r.met_weekly_target for r in rows)

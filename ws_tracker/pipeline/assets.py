@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Optional
 import warnings
 
@@ -272,47 +272,65 @@ def planned_unit_captures(
     })
 
 
-def build_daily_partitions(context: dg.AssetExecutionContext, build, label: str
-                           ) -> dg.MaterializeResult:
-    """Run ``build(conn, day, window_end)`` for every day of the run's partition key(s).
+def _build_partitions(context: dg.AssetExecutionContext, build, day_of, unit: str
+                      ) -> dg.MaterializeResult:
+    """Run ``build(conn, *day_of(key))`` for every partition key of the run.
 
-    One partition or a whole range (single-run backfills): each day is its own transaction,
-    idempotent, so a day that fails leaves the days before it built and a re-run converges.
-    Per-day counts go into the metadata.
+    One partition or a whole range (single-run backfills): each partition is its own
+    transaction, idempotent, so one that fails leaves those before it built and a re-run
+    converges. Per-partition counts go into the metadata, totals as numbers the UI plots.
     """
     engine = context.resources.warehouse.get_engine()
     totals: dict[str, int] = {}
-    per_day: dict[str, dict[str, int]] = {}
+    per_key: dict[str, dict[str, int]] = {}
     for key in context.partition_keys:
-        # DST days are 23 h / 25 h: the window comes from the partitions definition, never
-        # from start + timedelta(days=1).
-        window = daily_partitions.time_window_for_partition_key(key)
         with engine.begin() as conn:
-            counts = build(conn, window.start.date(), window.end)
-        per_day[key] = counts
+            counts = build(conn, *day_of(key))
+        per_key[key] = counts
         for name, value in counts.items():
             totals[name] = totals.get(name, 0) + value
-    context.log.info(f"{label}: built {len(per_day)} day(s), {totals}")
+    context.log.info(f"{context.asset_key.to_user_string()}: built {len(per_key)} {unit}(s), {totals}")
     return dg.MaterializeResult(metadata={
         **{k: dg.MetadataValue.int(v) for k, v in totals.items()},
-        "days": dg.MetadataValue.int(len(per_day)),
-        "per_day": dg.MetadataValue.json(per_day),
+        f"{unit}s": dg.MetadataValue.int(len(per_key)),
+        f"per_{unit}": dg.MetadataValue.json(per_key),
     })
 
 
-@dg.asset(
-    group_name=DERIVED_GROUP,
-    kinds={"postgres"},
-    owners=OWNERS,
-    freshness_policy=DAILY_FRESHNESS,
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=[planned_unit_captures, circuits],
-    required_resource_keys={"warehouse"},
-    description="Per circuit per day: unit totals, permissions, per-type and per-planner "
-    "breakdowns from the latest capture as of that day, miles from the circuit's state that day.",
-)
-def circuit_aggregates(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+def _day_window(key: str) -> tuple[date, datetime]:
+    # DST days are 23 h / 25 h: the window comes from the partitions definition, never from
+    # start + timedelta(days=1).
+    window = daily_partitions.time_window_for_partition_key(key)
+    return window.start.date(), window.end
+
+
+def _derived_asset(name: str, partitions_def, deps: list, description: str, freshness,
+                   config_type=None):
+    """The shape every derived asset shares: PostgreSQL in, PostgreSQL out, no API call,
+    single-run backfills. The decorated function returns ``build(conn, *partition)``."""
+    def decorate(make_build):
+        daily = partitions_def is daily_partitions
+
+        @dg.asset(name=name, group_name=DERIVED_GROUP, kinds={"postgres"}, owners=OWNERS,
+                  freshness_policy=freshness, partitions_def=partitions_def,
+                  backfill_policy=dg.BackfillPolicy.single_run(), deps=deps,
+                  required_resource_keys={"warehouse"}, description=description)
+        def _asset(context: dg.AssetExecutionContext, config: config_type or dg.Config):
+            build = make_build(context, config)
+            if daily:
+                return _build_partitions(context, build, _day_window, "day")
+            return _build_partitions(context, build, lambda k: (date.fromisoformat(k),), "week")
+
+        return _asset
+    return decorate
+
+
+@_derived_asset(
+    "circuit_aggregates", daily_partitions, [planned_unit_captures, circuits],
+    "Per circuit per day: unit totals, permissions, per-type and per-planner breakdowns from "
+    "the latest capture as of that day, miles from the circuit's state that day.",
+    DAILY_FRESHNESS)
+def circuit_aggregates(context, config):
     cache: dict = {}  # capture id -> aggregate: a capture gives the same numbers every day
 
     def build(conn, day, end):
@@ -326,84 +344,36 @@ def circuit_aggregates(context: dg.AssetExecutionContext) -> dg.MaterializeResul
             {"n": result.written, "run": context.run_id})
         return result.counts()
 
-    return build_daily_partitions(context, build, "circuit_aggregates")
+    return build
 
 
-@dg.asset(
-    group_name=DERIVED_GROUP,
-    kinds={"postgres"},
-    owners=OWNERS,
-    freshness_policy=DAILY_FRESHNESS,
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=[circuit_aggregates, circuits],
-    required_resource_keys={"warehouse"},
-    description="Daily circuit snapshots: every non-closed, non-excluded circuit's state as of "
-    "that day (circuit_history) with that day's aggregate totals; breakdowns in metrics_json.",
-)
-def circuit_snapshots(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-    return build_daily_partitions(
-        context, lambda conn, day, end: build_snapshots(conn, day, end).counts(),
-        "circuit_snapshots")
+@_derived_asset(
+    "circuit_snapshots", daily_partitions, [circuit_aggregates, circuits],
+    "Daily circuit snapshots: every non-closed, non-excluded circuit's state as of that day "
+    "(circuit_history) with that day's aggregate totals; breakdowns in metrics_json.",
+    DAILY_FRESHNESS)
+def circuit_snapshots(context, config):
+    return lambda conn, day, end: build_snapshots(conn, day, end).counts()
 
 
-@dg.asset(
-    group_name=DERIVED_GROUP,
-    kinds={"postgres"},
-    owners=OWNERS,
-    freshness_policy=DAILY_FRESHNESS,
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=[planned_unit_captures, circuits],
-    required_resource_keys={"warehouse"},
-    description="Work each planner did that day (first unit wins per station), per region: "
-    "units, feet, acres, trees, stations, span miles, circuits worked. From each circuit's "
-    "latest capture, so work synced late lands on the day it was done; "
-    "trailing_rebuild_schedule rebuilds the last 7 days to pick it up.",
-)
-def planner_daily_aggregates(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-    return build_daily_partitions(
-        context, lambda conn, day, end: build_planner_day(conn, day, end).counts(),
-        "planner_daily_aggregates")
+@_derived_asset(
+    "planner_daily_aggregates", daily_partitions, [planned_unit_captures, circuits],
+    "Work each planner did that day (first unit wins per station), per region: units, feet, "
+    "acres, trees, stations, span miles, circuits worked. From each circuit's latest capture, "
+    "so work synced late lands on the day it was done; trailing_rebuild_schedule rebuilds the "
+    "last 7 days to pick it up.",
+    DAILY_FRESHNESS)
+def planner_daily_aggregates(context, config):
+    return lambda conn, day, end: build_planner_day(conn, day, end).counts()
 
 
-@dg.asset(
-    group_name=DERIVED_GROUP,
-    kinds={"postgres"},
-    owners=OWNERS,
-    freshness_policy=DAILY_FRESHNESS,
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=[circuit_aggregates, circuits],
-    required_resource_keys={"warehouse"},
-    description="Per active region and day, over non-deleted, non-excluded circuits: counts by "
-    "status, miles, average completion, unit totals from that day's circuit_aggregates.",
-)
-def regional_daily_aggregates(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-    return build_daily_partitions(
-        context, lambda conn, day, end: build_regional_day(conn, day, end).counts(),
-        "regional_daily_aggregates")
-
-
-def build_weekly_partitions(context: dg.AssetExecutionContext, build, label: str
-                            ) -> dg.MaterializeResult:
-    """Run ``build(conn, week_starting)`` for every week of the run's partition key(s), each
-    week in its own transaction (partition key = the Sunday; week_ending = the Saturday)."""
-    engine = context.resources.warehouse.get_engine()
-    totals: dict[str, int] = {}
-    per_week: dict[str, dict[str, int]] = {}
-    for key in context.partition_keys:
-        with engine.begin() as conn:
-            counts = build(conn, date.fromisoformat(key))
-        per_week[key] = counts
-        for name, value in counts.items():
-            totals[name] = totals.get(name, 0) + value
-    context.log.info(f"{label}: built {len(per_week)} week(s), {totals}")
-    return dg.MaterializeResult(metadata={
-        **{k: dg.MetadataValue.int(v) for k, v in totals.items()},
-        "weeks": dg.MetadataValue.int(len(per_week)),
-        "per_week": dg.MetadataValue.json(per_week),
-    })
+@_derived_asset(
+    "regional_daily_aggregates", daily_partitions, [circuit_aggregates, circuits],
+    "Per active region and day, over non-deleted, non-excluded circuits: counts by status, "
+    "miles, average completion, unit totals from that day's circuit_aggregates.",
+    DAILY_FRESHNESS)
+def regional_daily_aggregates(context, config):
+    return lambda conn, day, end: build_regional_day(conn, day, end).counts()
 
 
 class WeeklyTargetConfig(dg.Config):
@@ -411,42 +381,25 @@ class WeeklyTargetConfig(dg.Config):
     target_miles: float = 6.5
 
 
-@dg.asset(
-    group_name=DERIVED_GROUP,
-    kinds={"postgres"},
-    owners=OWNERS,
-    freshness_policy=WEEKLY_FRESHNESS,
-    partitions_def=weekly_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=[planner_daily_aggregates, circuit_snapshots],
-    required_resource_keys={"warehouse"},
-    description="Per planner, region and week (Sunday-Saturday, week_ending = Saturday): days "
-    "worked, sums of the daily work, miles_delta from snapshots, met_weekly_target.",
-)
-def planner_weekly_aggregates(context: dg.AssetExecutionContext,
-                              config: WeeklyTargetConfig) -> dg.MaterializeResult:
-    return build_weekly_partitions(
-        context, lambda conn, week: build_planner_week(
-            conn, week, target_miles=config.target_miles).counts(),
-        "planner_weekly_aggregates")
+@_derived_asset(
+    "planner_weekly_aggregates", weekly_partitions,
+    [planner_daily_aggregates, circuit_snapshots],
+    "Per planner, region and week (Sunday-Saturday, week_ending = Saturday): days worked, sums "
+    "of the daily work, miles_delta from snapshots, met_weekly_target.",
+    WEEKLY_FRESHNESS, WeeklyTargetConfig)
+def planner_weekly_aggregates(context, config):
+    return lambda conn, week: build_planner_week(conn, week,
+                                                 target_miles=config.target_miles).counts()
 
 
-@dg.asset(
-    group_name=DERIVED_GROUP,
-    kinds={"postgres"},
-    owners=OWNERS,
-    freshness_policy=WEEKLY_FRESHNESS,
-    partitions_def=weekly_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=[regional_daily_aggregates, planner_daily_aggregates],
-    required_resource_keys={"warehouse"},
-    description="Per region and week: counts by status at week end, excluded circuits, miles, "
-    "units added, and a daily_breakdown {date: {circuits_active, miles_planned, units_added}}.",
-)
-def regional_weekly_aggregates(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-    return build_weekly_partitions(
-        context, lambda conn, week: build_regional_week(conn, week).counts(),
-        "regional_weekly_aggregates")
+@_derived_asset(
+    "regional_weekly_aggregates", weekly_partitions,
+    [regional_daily_aggregates, planner_daily_aggregates],
+    "Per region and week: counts by status at week end, excluded circuits, miles, units added, "
+    "and a daily_breakdown {date: {circuits_active, miles_planned, units_added}}.",
+    WEEKLY_FRESHNESS)
+def regional_weekly_aggregates(context, config):
+    return lambda conn, week: build_regional_week(conn, week).counts()
 
 
 DAILY_ASSETS = [circuit_aggregates, circuit_snapshots, planner_daily_aggregates,
