@@ -21,7 +21,7 @@ from pathlib import Path
 import dagster as dg
 
 from ws_tracker.pipeline.assets import DAILY_ASSETS, WEEKLY_ASSETS
-from ws_tracker.pipeline.schedules import week_starting_of
+from ws_tracker.rules.weekly import week_starting_of
 from ws_tracker.warehouse import embedded
 from ws_tracker.warehouse.engine import ensure_database, with_database
 from ws_tracker.warehouse.migrate import upgrade

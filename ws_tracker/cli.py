@@ -133,7 +133,7 @@ def run_backfill(start: date, end: date, select: list[str] | None = None, out=pr
     from ws_tracker.definitions import defs
     from ws_tracker.pipeline.jobs import derived_daily_job, derived_weekly_job
     from ws_tracker.pipeline.partitions import START_DATE
-    from ws_tracker.pipeline.schedules import week_starting_of
+    from ws_tracker.rules.weekly import week_starting_of
 
     if end < start:
         raise ValueError(f"--to {end} is before --from {start}")

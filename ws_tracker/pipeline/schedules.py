@@ -28,6 +28,7 @@ from ws_tracker.pipeline.jobs import (
     unit_sync_job,
 )
 from ws_tracker.pipeline.partitions import TIMEZONE
+from ws_tracker.rules.weekly import week_starting_of
 
 SCHEDULE_SLOT_TAG = "ws_tracker/schedule_slot"
 
@@ -133,11 +134,6 @@ def trailing_rebuild_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRe
         "dagster/asset_partition_range_start": first.isoformat(),
         "dagster/asset_partition_range_end": local.date().isoformat(),
     })
-
-
-def week_starting_of(day: datetime.date) -> datetime.date:
-    """The Sunday on or before ``day`` (weeks run Sunday to Saturday)."""
-    return day - datetime.timedelta(days=(day.weekday() + 1) % 7)
 
 
 @dg.schedule(

@@ -14,7 +14,7 @@ from ws_tracker.rules.catalog import UNIT_CATEGORY
 from ws_tracker.rules.units import PlannedUnit
 
 __all__ = ["PENDING_LABEL", "UNKNOWN_PLANNER", "circuit_aggregate", "permission_class",
-           "unit_category"]
+           "round_half_up", "unit_category"]
 
 PermissionClass = Literal["approved", "refused", "pending"]
 
@@ -54,7 +54,7 @@ def unit_category(code: str | None) -> tuple[str | None, str | None]:
     return canonical, UNIT_CATEGORY[canonical]
 
 
-def _round(value: float, places: int) -> float:
+def round_half_up(value: float, places: int) -> float:
     """Round half away from zero on the shortest decimal repr, as PostgreSQL's round(numeric)
     does, so a total here equals the analysts' SQL (Python's round() is half-to-even)."""
     quantum = Decimal(1).scaleb(-places)
@@ -150,12 +150,12 @@ def circuit_aggregate(
         entry["trees"] += unit_trees
 
     for entry in planners.values():
-        entry["linear_ft"] = _round(entry["linear_ft"], 2)
-        entry["acres"] = _round(entry["acres"], 4)
+        entry["linear_ft"] = round_half_up(entry["linear_ft"], 2)
+        entry["acres"] = round_half_up(entry["acres"], 4)
     return {
         "total_units": total_units,
-        "total_linear_ft": _round(linear_ft, 2),
-        "total_acres": _round(acres, 4),
+        "total_linear_ft": round_half_up(linear_ft, 2),
+        "total_acres": round_half_up(acres, 4),
         "total_trees": trees,
         "units_approved": perm_classes["approved"],
         "units_refused": perm_classes["refused"],
@@ -163,8 +163,8 @@ def circuit_aggregate(
         "units_by_permission": dict(sorted(by_permission.items())),
         "unit_counts_by_type": dict(sorted(counts.items())),
         "linear_ft_by_type": {k: r for k, v in sorted(ft_by_type.items())
-                              if (r := _round(v, 2)) != 0},
+                              if (r := round_half_up(v, 2)) != 0},
         "acres_by_type": {k: r for k, v in sorted(acres_by_type.items())
-                          if (r := _round(v, 4)) != 0},
+                          if (r := round_half_up(v, 4)) != 0},
         "planner_distribution": dict(sorted(planners.items())),
     }

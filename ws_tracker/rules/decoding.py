@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import date, datetime, timedelta, timezone
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 __all__ = [
@@ -208,3 +209,10 @@ def decode_bool(value: Any) -> bool | None:
         if text in _FALSE:
             return False
     raise _fail("boolean", value)
+
+
+def to_decimal(value: Any, places: int | None = None) -> Decimal:
+    """Decimal of a NUMERIC/float/int value (None -> 0), quantized half-up when ``places``:
+    the exact value a NUMERIC(p, places) column stores, so comparisons with it hold."""
+    d = value if isinstance(value, Decimal) else Decimal(str(value or 0))
+    return d if places is None else d.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)

@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, NamedTuple
 
-# _round is rules/aggregates.py's half-away-from-zero rounding: the rollups must round
+# round_half_up is rules/aggregates.py's half-away-from-zero rounding: the rollups must round
 # exactly as the circuit aggregates (and PostgreSQL's round(numeric)) do.
-from ws_tracker.rules.aggregates import UNKNOWN_PLANNER, _round, unit_category
+from ws_tracker.rules.aggregates import UNKNOWN_PLANNER, round_half_up, unit_category
 from ws_tracker.rules.circuits import MAIN_EXTENSION
 from ws_tracker.rules.units import PlannedUnit
 
@@ -189,14 +189,14 @@ def planner_day_work(
                 break
             user_id = lookup.get(username.casefold())
         breakdown = {
-            k: {**v, "linear_ft": _round(v["linear_ft"], 2), "acres": _round(v["acres"], 4)}
+            k: {**v, "linear_ft": round_half_up(v["linear_ft"], 2), "acres": round_half_up(v["acres"], 4)}
             for k, v in sorted(a.breakdown.items())
         }
         out[(name, region_id)] = PlannerDay(
             planner_name=name, region_id=region_id, user_id=user_id,
-            total_units_assessed=a.units, total_linear_ft=_round(a.linear_ft, 2),
-            total_acres=_round(a.acres, 4), total_trees=a.trees, stations_worked=a.stations,
-            span_miles=_round(a.span_m / METRES_PER_MILE, 4), circuits_worked=len(a.circuits),
+            total_units_assessed=a.units, total_linear_ft=round_half_up(a.linear_ft, 2),
+            total_acres=round_half_up(a.acres, 4), total_trees=a.trees, stations_worked=a.stations,
+            span_miles=round_half_up(a.span_m / METRES_PER_MILE, 4), circuits_worked=len(a.circuits),
             circuit_breakdown=breakdown,
         )
     return out
@@ -293,7 +293,7 @@ def regional_day(
         m = miles[c.region_id]
         m[0] += total
         m[1] += planned
-        m[2] += max(_round(total - planned, 2), 0.0)
+        m[2] += max(round_half_up(total - planned, 2), 0.0)
         pct[c.region_id] += float(c.percent_complete or 0)
         a = c.aggregate
         if a is not None:
@@ -309,10 +309,10 @@ def regional_day(
         planners.setdefault(p.region_id, set()).add(p.planner_name)
 
     for rid, r in out.items():
-        r.total_miles, r.miles_planned, r.miles_remaining = (_round(x, 2) for x in miles[rid])
-        r.avg_percent_complete = _round(pct[rid] / r.total_circuits, 2) if r.total_circuits else 0.0
-        r.total_linear_ft = _round(ft[rid], 2)
-        r.total_acres = _round(acres[rid], 4)
+        r.total_miles, r.miles_planned, r.miles_remaining = (round_half_up(x, 2) for x in miles[rid])
+        r.avg_percent_complete = round_half_up(pct[rid] / r.total_circuits, 2) if r.total_circuits else 0.0
+        r.total_linear_ft = round_half_up(ft[rid], 2)
+        r.total_acres = round_half_up(acres[rid], 4)
         r.active_planners = len(planners.get(rid, ()))
         r.status_breakdown = dict(sorted(r.status_breakdown.items()))
         r.permission_breakdown = dict(sorted(r.permission_breakdown.items()))

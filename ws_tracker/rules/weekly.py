@@ -33,8 +33,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
+
+from ws_tracker.rules.decoding import to_decimal
 
 __all__ = ["DEFAULT_TARGET_MILES", "REGIONAL_STATE_COLUMNS", "PlannerDayRow", "PlannerWeek",
            "RegionWeek", "planner_week", "regional_week", "week_bounds", "week_starting_of"]
@@ -68,10 +70,7 @@ def week_starting_of(day: date) -> date:
     return day - timedelta(days=(day.weekday() + 1) % 7)
 
 
-def dec(value: Any, places: int | None = None) -> Decimal:
-    """Decimal of a NUMERIC/float/int value (None -> 0), quantized half-up when ``places``."""
-    d = value if isinstance(value, Decimal) else Decimal(str(value or 0))
-    return d if places is None else d.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+dec = to_decimal  # Decimal of a NUMERIC/float/int value, quantized half-up when ``places``
 
 
 def _num(value: Decimal) -> float:

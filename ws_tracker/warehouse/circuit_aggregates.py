@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ws_tracker.rules.aggregates import circuit_aggregate
-from ws_tracker.warehouse.circuit_sync import q
+from ws_tracker.rules.decoding import to_decimal as q
 from ws_tracker.warehouse.upsert import upsert_skip_unchanged
 
 # is_rollup stays false: one row per circuit per day is the day's record. The column is kept

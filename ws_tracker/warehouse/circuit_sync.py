@@ -12,7 +12,6 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Iterable
 from zoneinfo import ZoneInfo
 
@@ -20,6 +19,7 @@ import sqlalchemy as sa
 
 from ws_tracker.rules.catalog import STAGE_FOR_STATUS
 from ws_tracker.rules.circuits import CircuitRecord, region_key, resolve_parents
+from ws_tracker.rules.decoding import to_decimal
 
 NY = ZoneInfo("America/New_York")
 
@@ -41,9 +41,7 @@ HISTORY_FIELDS = ("job_guid", "work_order", "extension", "parent_circuit_id", "r
 UNKNOWN_REGION = "Unknown"
 
 
-def q(value: float | None, places: int) -> Decimal:
-    """Quantize a float for a NUMERIC(p, places) column, so comparisons with stored values hold."""
-    return Decimal(str(value or 0)).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+q = to_decimal  # a float for a NUMERIC(p, places) column, so comparisons with it hold
 
 
 @dataclass

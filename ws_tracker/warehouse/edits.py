@@ -19,7 +19,8 @@ import sqlalchemy as sa
 from ws_tracker.rules.circuits import normalise_guid
 from ws_tracker.rules.circuits import region_key
 from ws_tracker.rules.decoding import DecodeError
-from ws_tracker.warehouse.circuit_sync import SYNCABLE, q
+from ws_tracker.rules.decoding import to_decimal as q
+from ws_tracker.warehouse.circuit_sync import SYNCABLE
 
 
 class EditError(ValueError):

@@ -34,7 +34,7 @@ from ws_tracker.rules.rollups import (
     planner_day_work,
     regional_day,
 )
-from ws_tracker.warehouse.circuit_sync import q
+from ws_tracker.rules.decoding import to_decimal as q
 from ws_tracker.warehouse.upsert import upsert_skip_unchanged
 
 # The circuit's state at the end of the day: its history version valid then, else (no history
