@@ -5,6 +5,7 @@
     ws-tracker demo                                 run today on embedded defaults, print a summary
     ws-tracker dev                                  the Dagster UI (dagster dev) on the same defaults
     ws-tracker circuits edit JOB_GUID FIELD=VALUE.. a person's edit (kept by normal syncs)
+    ws-tracker circuits stage WO[/EXT] STAGE        a person sets a workflow stage
     ws-tracker credentials new-key | set | rotate   per-user WorkStudio credentials
     ws-tracker db migrate | url | stop              the warehouse
     ws-tracker simulator serve --port P             the WorkStudio simulator
@@ -224,6 +225,8 @@ def cmd_circuits(args: argparse.Namespace) -> int:
 
     url = resolve_database_url()
     upgrade(url)
+    if args.circuits_command == "stage":
+        return _set_stage(engine_for(url), args)
     try:
         changes = parse_assignments(args.assignments)
         with engine_for(url).begin() as conn:
@@ -235,6 +238,28 @@ def cmd_circuits(args: argparse.Namespace) -> int:
     _print(f"circuit {result.job_guid} (id {result.circuit_id}): "
            + ", ".join(f"{k}={v}" for k, v in result.changed.items())
            + " (kept by normal syncs; `ws-tracker run --force` restores the API's values)")
+    return 0
+
+
+def _set_stage(engine, args: argparse.Namespace) -> int:
+    from ws_tracker.warehouse.workflow import StageError, set_stage
+
+    try:
+        with engine.begin() as conn:
+            change = set_stage(conn, args.circuit, args.stage, by_email=args.by,
+                               at=datetime.now(timezone.utc))
+    except StageError as exc:
+        print(f"ws-tracker: error: {exc}", file=sys.stderr)
+        return 2
+    if change is None:
+        _print(f"{args.circuit}: already {args.stage}; now kept as a person's stage until its "
+               "API status changes")
+        return 0
+    by = f" by {change.changed_by}" if change.changed_by else ""
+    _print(f"{change.work_order}/{change.extension} ({change.job_guid}): {change.from_stage} -> "
+           f"{change.to_stage}{by} (change {change.change_id}); kept until its API status "
+           "changes" + ("; the workflow_stage_sensor will capture its planned units"
+                        if change.to_stage == "pending_permissions" else ""))
     return 0
 
 
@@ -329,6 +354,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="title, contractor, cycle_type, total_miles, miles_planned, "
                         "percent_complete, total_acres, start_date, region")
     e.add_argument("--by", metavar="EMAIL", help="the user making the edit (users.email)")
+    st = csub.add_parser("stage", help="set a circuit's workflow stage as a person would; it "
+                         "wins over syncs until the circuit's API status changes")
+    st.add_argument("circuit", metavar="WORK_ORDER[/EXTENSION]",
+                    help="no extension: the '@' job of the work order (a job GUID works too)")
+    st.add_argument("stage", metavar="STAGE",
+                    help="active, pending_permissions, qc, rework or closed")
+    st.add_argument("--by", metavar="EMAIL", help="the user setting it (users.email)")
     p.set_defaults(func=cmd_circuits)
 
     p = sub.add_parser("credentials", help="per-user WorkStudio credentials (encrypted)")

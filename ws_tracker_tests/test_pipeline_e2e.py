@@ -80,11 +80,21 @@ def test_first_sync_matches_the_world(harness, engine):
             want = ids[t["parent_job_guid"]] if t["extension"] != "@" and t["parent_job_guid"] in ids else None
             assert rows[t["job_guid"]].parent_circuit_id == want
 
-        # Every circuit has a UI state following its API status.
+        # Every circuit has a UI state following its API status; an ACTIV circuit 100 % planned
+        # with units still waiting for a permission is pending_permissions.
         stages = dict(conn.execute(sa.text(
             "SELECT c.job_guid, u.workflow_stage FROM circuit_ui_states u JOIN circuits c ON c.id = u.circuit_id")).all())
         want_stage = {"ACTIV": "active", "QC": "qc", "REWRK": "rework", "CLOSE": "closed"}
-        assert stages == {g: want_stage[t["status"]] for g, t in truth.items()}
+
+        def expected_stage(t):
+            waiting = sum(1 for u in harness.world.units_truth(t["job_guid"])
+                          if (u["permission"] or "").strip().lower() in ("", "pending"))
+            if t["status"] == "ACTIV" and t["percent_complete"] >= 100 and waiting:
+                return "pending_permissions"
+            return want_stage[t["status"]]
+
+        assert stages == {g: expected_stage(t) for g, t in truth.items()}
+        assert "pending_permissions" in stages.values(), "the default world has such circuits"
 
         # No users exist: every planner is unlinked, counted by distinct circuits held.
         held = Counter(t["taken_by"] for t in truth.values())

@@ -18,6 +18,7 @@ import warnings
 import dagster as dg
 import sqlalchemy as sa
 
+from ws_tracker.pipeline.events import log_events
 from ws_tracker.pipeline.partitions import daily_partitions, weekly_partitions
 from ws_tracker.pipeline.resources import ClockResource
 from ws_tracker.rules.circuits import CircuitRecord, transform_circuit_rows
@@ -154,6 +155,7 @@ def circuits(
                   secrets=(workstudio.password,),
                   context={"asset": "circuits", "force": config.force, "run_as": config.run_as,
                            "observed_at": now.isoformat()}).start()
+    log_events(context, log.events)
     try:
         records: dict[str, CircuitRecord] = {}
         issues: list[dict] = []
@@ -172,8 +174,11 @@ def circuits(
                                    force=config.force, run_id=context.run_id)
     except Exception as exc:
         log.fail(exc)
+        log_events(context, log.events[1:])
         raise
     status = log.complete(result.counts(), issues=issues + result.issues)
+    log_events(context, [*result.events, *(c.event() for c in result.stage_changes),
+                         *log.events[1:]])
     for region in result.regions_created:
         context.log.warning(f"new region created: {region!r}")
     return dg.MaterializeResult(metadata={
@@ -208,11 +213,13 @@ def planned_unit_captures(
                   context={"asset": "planned_unit_captures", "force": config.force,
                            "run_as": config.run_as, "job_guids": config.job_guids,
                            "observed_at": now.isoformat()}).start()
+    log_events(context, log.events)
     issues: list[dict] = []
     failures: list[dict] = []
     try:
         with engine.connect() as conn:
-            todo = circuits_needing_units(conn, now, force=config.force, job_guids=config.job_guids)
+            todo = circuits_needing_units(conn, now, force=config.force, job_guids=config.job_guids,
+                                          workflow_event=trigger == "workflow_event")
         by_wo: dict[str, list[CircuitToCapture]] = defaultdict(list)
         for c in todo:
             by_wo[c.work_order].append(c)
@@ -261,10 +268,13 @@ def planned_unit_captures(
                                     run_trigger=trigger, run_id=context.run_id)
     except Exception as exc:
         log.fail(exc)
+        log_events(context, log.events[1:])
         raise
     counts = {"circuits_processed": len(captures), **result.counts(),
               "work_orders_failed": len(failures)}
     status = log.complete(counts, issues=issues, failures=failures)
+    log_events(context, [*result.events, *(c.event() for c in result.stage_changes),
+                         *log.events[1:]])
     return dg.MaterializeResult(metadata={
         **{k: dg.MetadataValue.int(v) for k, v in counts.items()},
         "sync_status": status,

@@ -15,6 +15,9 @@ import sqlalchemy as sa
 
 from ws_tracker.rules.triggers import decide_trigger
 from ws_tracker.rules.units import PlannedUnit, content_hash, unit_to_json
+from ws_tracker.warehouse.events import notify
+from ws_tracker.warehouse.events import payload as event_payload
+from ws_tracker.warehouse.workflow import StageChange, refresh_stages
 
 # Which circuits get their planned units fetched (business-rules.md).
 UNIT_SYNC_STATUSES = ("ACTIV", "QC", "REWRK")
@@ -43,6 +46,8 @@ class CaptureResult:
     units: int = 0
     triggers: dict[str, int] = field(default_factory=dict)
     snapshot_ids: dict[int, int] = field(default_factory=dict)  # circuit id -> new capture id
+    events: list[dict] = field(default_factory=list)  # planned_units_synced, NOTIFYed
+    stage_changes: list[StageChange] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         return {"captures_stored": self.stored, "captures_unchanged": self.unchanged,
@@ -51,25 +56,26 @@ class CaptureResult:
 
 
 def circuits_needing_units(conn: sa.Connection, now: datetime, *, force: bool = False,
-                           job_guids: list[str] | None = None,
+                           job_guids: list[str] | None = None, workflow_event: bool = False,
                            stale_after: timedelta = STALE_AFTER) -> list[CircuitToCapture]:
     """ACTIV/QC/REWRK, sync enabled, not excluded, and changed in WorkStudio since the last
     capture, never captured, or last captured over 12 h ago; ``force`` takes every one of them
-    (and CLOSE circuits too). ``job_guids`` narrows to those circuits (workflow events)."""
+    (and CLOSE circuits too). ``job_guids`` narrows to those circuits; with ``workflow_event``
+    they are captured whether or not they changed (a workflow event is a reason of its own)."""
     statuses = list(UNIT_SYNC_STATUSES) + (["CLOSE"] if force else [])
     rows = conn.execute(
         sa.text(
             "SELECT id, job_guid, work_order, extension, api_status, percent_complete FROM circuits"
             " WHERE deleted_at IS NULL AND api_status = ANY(:st) AND planned_units_sync_enabled"
             " AND NOT is_excluded AND (CAST(:guids AS varchar[]) IS NULL OR job_guid = ANY(:guids))"
-            " AND (:force OR last_planned_units_synced_at IS NULL"
+            " AND (:force OR :event OR last_planned_units_synced_at IS NULL"
             "      OR last_planned_units_synced_at < :stale"
             "      OR api_modified_at > last_planned_units_synced_at"
             "      OR api_version IS DISTINCT FROM last_planned_units_version)"
             " ORDER BY work_order, extension"
         ),
         {"st": statuses, "force": force, "stale": now - stale_after - STALE_SLACK,
-         "guids": job_guids},
+         "guids": job_guids, "event": workflow_event and job_guids is not None},
     ).all()
     return [CircuitToCapture(r.id, r.job_guid, r.work_order, r.extension or "@", r.api_status,
                              float(r.percent_complete)) for r in rows]
@@ -122,6 +128,10 @@ def store_captures(conn: sa.Connection, captures: dict[int, list[PlannedUnit]],
         result.units += len(units)
         result.triggers[trigger] = result.triggers.get(trigger, 0) + 1
         result.snapshot_ids[cid] = snap_id
+        result.events.append(event_payload(
+            "planned_units_synced", at=captured_at, circuit_id=cid, snapshot_id=snap_id,
+            work_order=circuit.work_order, extension=circuit.extension, unit_count=len(units),
+            content_hash=digest, snapshot_trigger=trigger, dagster_run_id=run_id))
     # Fetched (changed or not): remember when, and at which WSREQ_VERSION.
     conn.execute(
         sa.text("UPDATE circuits SET last_planned_units_synced_at = :t,"
@@ -130,6 +140,9 @@ def store_captures(conn: sa.Connection, captures: dict[int, list[PlannedUnit]],
                 "      OR last_planned_units_version IS DISTINCT FROM api_version)"),
         {"t": captured_at, "c": ids},
     )
+    notify(conn, result.events)
+    # New units may start or end a wait for permissions (pending_permissions).
+    result.stage_changes = refresh_stages(conn, result.snapshot_ids, at=captured_at, run_id=run_id)
     return result
 
 

@@ -17,9 +17,10 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from ws_tracker.rules.catalog import STAGE_FOR_STATUS
 from ws_tracker.rules.circuits import CircuitRecord, region_key, resolve_parents
 from ws_tracker.rules.decoding import to_decimal
+from ws_tracker.warehouse.events import notify, payload
+from ws_tracker.warehouse.workflow import StageChange, refresh_stages
 
 NY = ZoneInfo("America/New_York")
 
@@ -54,7 +55,8 @@ class CircuitSyncResult:
     regions_created: list[str] = field(default_factory=list)
     planners_linked: int = 0
     unlinked_planners: list[str] = field(default_factory=list)
-    stage_changes: list[dict[str, Any]] = field(default_factory=list)
+    stage_changes: list[StageChange] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)  # NOTIFYed (events.py)
     issues: list[dict[str, Any]] = field(default_factory=list)
     circuit_ids: dict[str, int] = field(default_factory=dict)
 
@@ -176,7 +178,6 @@ def sync_circuits(conn: sa.Connection, records: list[CircuitRecord], *, observed
 
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
-    status_changed: list[str] = []
     api_rows: dict[str, dict[str, Any]] = {}
     for rec in records:
         region_id = regions[region_key(rec.region_name or UNKNOWN_REGION)]
@@ -196,9 +197,11 @@ def sync_circuits(conn: sa.Connection, records: list[CircuitRecord], *, observed
             changed["user_modified_fields"] = None
         if old["deleted_at"] is not None:
             changed["deleted_at"] = None  # listed again: it exists
-        if old["api_status"] != new["api_status"]:
-            status_changed.append(rec.job_guid)
         if changed:
+            result.events.append(payload(
+                "circuit_updated", at=observed_at, change="updated", circuit_id=old["id"],
+                job_guid=rec.job_guid, work_order=rec.work_order, extension=rec.extension,
+                api_status=new["api_status"], fields=sorted(changed), dagster_run_id=run_id))
             changed["id"] = old["id"]
             updates.append(changed)
         else:
@@ -219,6 +222,10 @@ def sync_circuits(conn: sa.Connection, records: list[CircuitRecord], *, observed
             {**row, "api_data_json": json.dumps(row["api_data_json"]), "observed_at": observed_at},
         ).scalar_one()
         existing[row["job_guid"]] = {"id": row_id, "user_modified_fields": None, **row}
+        result.events.append(payload(
+            "circuit_updated", at=observed_at, change="created", circuit_id=row_id,
+            job_guid=row["job_guid"], work_order=row["work_order"], extension=row["extension"],
+            api_status=row["api_status"], fields=[], dagster_run_id=run_id))
     result.created = len(inserts)
 
     for row in updates:
@@ -241,10 +248,11 @@ def sync_circuits(conn: sa.Connection, records: list[CircuitRecord], *, observed
     )
 
     _link_parents(conn, records, ids, api_rows)
-    _ui_states(conn, ids, api_rows, [g for g in guids if g not in {r["job_guid"] for r in inserts}],
-               status_changed, observed_at, result)
+    # A new circuit gets its UI state at once; an API change may move the stage.
+    result.stage_changes = refresh_stages(conn, ids.values(), at=observed_at, run_id=run_id)
     result.history_versions = _record_history(conn, ids, api_rows, observed_at, run_id)
     _planners(conn, records, ids, observed_at, result)
+    notify(conn, result.events)  # delivered when the sync's transaction commits
     return result
 
 
@@ -276,33 +284,6 @@ def _link_parents(conn: sa.Connection, records: list[CircuitRecord], ids: dict[s
                     " AND parent_circuit_id IS DISTINCT FROM :p"),
             {"p": parent_id, "id": ids[rec.job_guid]},
         )
-
-
-def _ui_states(conn: sa.Connection, ids: dict[str, int], api_rows: dict[str, dict[str, Any]],
-               existing_guids: list[str], status_changed: list[str], observed_at: datetime,
-               result: CircuitSyncResult) -> None:
-    """A new circuit gets a UI state at once; an API status change moves the stage.
-
-    A stage a person set (stage_changed_by not null) wins until the API status changes.
-    """
-    for guid, cid in ids.items():
-        stage = STAGE_FOR_STATUS.get(api_rows[guid]["api_status"], "active")
-        inserted = conn.execute(
-            sa.text("INSERT INTO circuit_ui_states (circuit_id, workflow_stage, stage_changed_at)"
-                    " VALUES (:c, :s, :t) ON CONFLICT (circuit_id) DO NOTHING RETURNING id"),
-            {"c": cid, "s": stage, "t": observed_at},
-        ).scalar()
-        if inserted is None and guid in status_changed:
-            old = conn.execute(
-                sa.text("UPDATE circuit_ui_states u SET workflow_stage = :s, stage_changed_at = :t,"
-                        " stage_changed_by = NULL, updated_at = now()"
-                        " FROM circuit_ui_states prev WHERE u.id = prev.id AND u.circuit_id = :c"
-                        " AND u.workflow_stage <> :s RETURNING prev.workflow_stage"),
-                {"c": cid, "s": stage, "t": observed_at},
-            ).scalar()
-            if old is not None:
-                result.stage_changes.append({"circuit_id": cid, "job_guid": guid, "from": old,
-                                             "to": stage, "at": observed_at.isoformat()})
 
 
 def _record_history(conn: sa.Connection, ids: dict[str, int], api_rows: dict[str, dict[str, Any]],

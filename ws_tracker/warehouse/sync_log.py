@@ -15,6 +15,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ws_tracker.warehouse.events import notify, payload
+
 MAX_ISSUES_IN_SUMMARY = 200
 
 
@@ -37,6 +39,7 @@ class SyncLog:
     secrets: tuple[str, ...] = ()
     id: int | None = None
     started_at: datetime | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)  # NOTIFYed sync_* events
 
     def scrub(self, text: str) -> str:
         for secret in self.secrets:
@@ -60,7 +63,14 @@ class SyncLog:
                  "s": self.started_at, "ctx": json.dumps(self.context, default=str),
                  "sum": json.dumps(summary), "run": self.run_id},
             ).scalar_one()
+            self.events.append(self._event("sync_started", self.started_at))
+            notify(conn, self.events[-1:])
         return self
+
+    def _event(self, kind: str, at: datetime, **fields) -> dict[str, Any]:
+        return payload(kind, at=at, sync_log_id=self.id, sync_type=self.sync_type,
+                       sync_trigger=self.sync_trigger, api_status_filter=self.api_status_filter,
+                       dagster_run_id=self.run_id, **fields)
 
     def _finish(self, status: str, counts: dict[str, int], issues: list[dict], error: dict | None,
                 message: str | None) -> None:
@@ -95,6 +105,16 @@ class SyncLog:
                                                       if issues else None), default=str)),
                  "sum": self.scrub(json.dumps(summary, default=str)), "id": self.id},
             )
+            if status == "failed":
+                event = self._event("sync_failed", completed, status=status,
+                                    error_code=(error or {}).get("code"),
+                                    message=self.scrub(message or ""))
+            else:
+                event = self._event("sync_completed", completed, status=status, metrics=metrics,
+                                    issues_total=len(issues),
+                                    message=self.scrub(message) if message else None)
+            self.events.append(event)
+            notify(conn, [event])
 
     def complete(self, counts: dict[str, int], issues: list[dict] | None = None,
                  failures: list[dict] | None = None) -> str:
@@ -127,20 +147,23 @@ class SyncLog:
                 "could not record sync log %s as failed: %s", self.id, type(log_exc).__name__)
 
 
-def close_orphaned(engine: sa.Engine, run_state, *, stale_after_hours: float = 6.0) -> list[int]:
+def close_orphaned(engine: sa.Engine, run_state, *, stale_after_hours: float = 6.0,
+                   run_id: str | None = None) -> list[int]:
     """Close sync logs left in "started" by a run that died (killed process, lost database).
 
     ``run_state(run_id)`` returns the run's status name ("STARTED", "FAILURE", ...) or None when
     the run is unknown. A log is closed as failed when its run has ended, or when it has been
     "started" for longer than ``stale_after_hours`` (an in-process run whose process was killed
-    never reaches a final status). Returns the ids closed.
+    never reaches a final status). ``run_id`` limits the sweep to that run's logs (the
+    run-status sensor, as soon as a run fails). Returns the ids closed.
     """
     now = utcnow()
     closed: list[int] = []
     with engine.connect() as conn:
         rows = conn.execute(sa.text(
             "SELECT id, dagster_run_id, started_at FROM sync_logs WHERE sync_status = 'started'"
-            " ORDER BY id")).all()
+            " AND (CAST(:run AS varchar) IS NULL OR dagster_run_id = :run) ORDER BY id"),
+            {"run": run_id}).all()
     for row in rows:
         state = run_state(row.dagster_run_id) if row.dagster_run_id else None
         age_hours = (now - row.started_at).total_seconds() / 3600 if row.started_at else 1e9
@@ -163,6 +186,10 @@ def close_orphaned(engine: sa.Engine, run_state, *, stale_after_hours: float = 6
                 " updated_at = now() WHERE id = :id AND sync_status = 'started'"),
                 {"c": now, "ci": _iso(now), "m": reason, "e": json.dumps(error), "id": row.id},
             ).rowcount
+            if updated:
+                notify(conn, [payload("sync_failed", at=now, sync_log_id=row.id,
+                                      dagster_run_id=row.dagster_run_id, status="failed",
+                                      error_code="RunDied", message=reason)])
         if updated:
             closed.append(row.id)
     return closed
