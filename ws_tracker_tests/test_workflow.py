@@ -438,3 +438,21 @@ def test_a_person_setting_a_stage_is_announced(engine, db_url):
                        "job_guid": G1, "work_order": "2026-0001", "extension": "@",
                        "from_stage": "active", "to_stage": "qc", "source": "person",
                        "api_status": "ACTIV", "changed_by": None, "dagster_run_id": None}]
+
+
+def test_daily_snapshots_keep_each_days_stage(engine):
+    """A rebuilt past day shows the stage the circuit had that day, not today's."""
+    from ws_tracker.warehouse.circuit_snapshots import build_day
+
+    _sync(engine, [_row(G1, percent=100)], T0)
+    _capture(engine, G1, ["", "Approved"], T0)                         # day 1: pending_permissions
+    _capture(engine, G1, ["Approved", "Approved"], T0 + timedelta(days=1))  # day 2: active
+    stages = {}
+    for offset in (0, 1):
+        day = T0.date() + timedelta(days=offset)
+        end = datetime(day.year, day.month, day.day, 5, 0, tzinfo=timezone.utc) + timedelta(days=1)
+        with engine.begin() as conn:
+            build_day(conn, day, end)
+            stages[offset] = conn.execute(sa.text(
+                "SELECT workflow_stage FROM circuit_snapshots WHERE snapshot_date = :d"), {"d": day}).scalar()
+    assert stages == {0: "pending_permissions", 1: "active"}

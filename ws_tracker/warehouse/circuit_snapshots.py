@@ -6,9 +6,10 @@ the type and planner breakdowns in metrics_json. Set-based SQL, one statement pe
 the caller's transaction: an upsert that skips identical rows, then a delete of the day's daily
 rows for circuits that no longer qualify. Rebuilding a day gives the same rows (same ids).
 
-Known approximations (no history kept for them yet): is_excluded is today's flag, and
-workflow_stage is the circuit's UI stage when its API status that day is still its current
-one, else the stage that status maps to.
+workflow_stage is the stage the circuit had at the end of the day (its latest
+circuit_stage_changes row before then). For days before stage changes were recorded, it is the
+circuit's UI stage when its API status that day is still its current one, else the stage that
+status maps to. Known approximation (no history kept for it yet): is_excluded is today's flag.
 """
 
 from __future__ import annotations
@@ -25,9 +26,14 @@ _VALUE_COLS = ("miles_planned", "percent_complete", "api_status", "workflow_stag
 _SELECT = """
 SELECT c.id AS circuit_id, 'daily' AS snapshot_type, CAST(:d AS date) AS snapshot_date,
        h.miles_planned, h.percent_complete, h.api_status,
-       CASE WHEN u.workflow_stage IS NOT NULL AND c.api_status = h.api_status THEN u.workflow_stage
-            ELSE CASE h.api_status WHEN 'QC' THEN 'qc' WHEN 'REWRK' THEN 'rework'
-                                   WHEN 'CLOSE' THEN 'closed' ELSE 'active' END END AS workflow_stage,
+       coalesce(
+           (SELECT s.to_stage FROM circuit_stage_changes s
+            WHERE s.circuit_id = c.id AND s.changed_at < :end ORDER BY s.changed_at DESC, s.id DESC
+            LIMIT 1),
+           CASE WHEN u.workflow_stage IS NOT NULL AND c.api_status = h.api_status THEN u.workflow_stage
+                ELSE CASE h.api_status WHEN 'QC' THEN 'qc' WHEN 'REWRK' THEN 'rework'
+                                       WHEN 'CLOSE' THEN 'closed' ELSE 'active' END END)
+           AS workflow_stage,
        a.total_units, a.total_linear_ft, a.total_acres, a.total_trees,
        a.units_approved, a.units_refused, a.units_pending,
        jsonb_build_object(
