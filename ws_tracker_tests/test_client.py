@@ -29,8 +29,12 @@ BASE = "http://ws.test/api"
 USER = "ASPLUNDH\\svc_tracker"
 PASSWORD = "S3cr3t-Pa55word!"
 NOW = datetime(2026, 2, 12, 18, 0, tzinfo=timezone.utc)
+# A heading with every column either view must carry (the client refuses a changed schema).
+_HEADING = ["SS_JOBGUID", "SS_WO"] + sorted(
+    (set(protocol.CIRCUIT_LIST_REQUIRED) | set(protocol.PLANNED_UNITS_REQUIRED)) - {"SS_JOBGUID", "SS_WO"})
+OK_ROW = {c: "" for c in _HEADING} | {"SS_JOBGUID": "{A}", "SS_WO": "2025-1930"}
 OK_DATASET = {"Protocol": "DATASET",
-              "DataSet": {"Heading": ["SS_JOBGUID", "SS_WO"], "Data": [["{A}", "2025-1930"]]},
+              "DataSet": {"Heading": _HEADING, "Data": [[OK_ROW[c] for c in _HEADING]]},
               "SQL": "select ..."}
 
 
@@ -71,7 +75,7 @@ def test_circuits_by_status_posts_the_view_request_with_basic_auth():
     fake = Fake(ok())
     client, sleeps = make_client(fake)
     ds = client.circuits_by_status("ACTIV")
-    assert ds.rows == [{"SS_JOBGUID": "{A}", "SS_WO": "2025-1930"}]
+    assert ds.rows == [OK_ROW]
     (req,) = fake.requests
     assert req.method == "POST" and str(req.url) == f"{BASE}/DDOProtocol/GETVIEWDATA"
     assert json.loads(req.content) == protocol.circuit_list_request("ACTIV")
@@ -372,3 +376,30 @@ def test_rate_limiter_spaces_request_starts_across_threads():
     assert RateLimiter(None).acquire() == 0.0
     with pytest.raises(ValueError):
         RateLimiter(0)
+
+
+@pytest.mark.parametrize("call, view, required, full", [
+    (lambda c: c.circuits_by_status("ACTIV"), protocol.CIRCUIT_LIST_VIEW, protocol.CIRCUIT_LIST_REQUIRED,
+     protocol.CIRCUIT_LIST_HEADING),
+    (lambda c: c.planned_units("2025-1930"), protocol.PLANNED_UNITS_VIEW, protocol.PLANNED_UNITS_REQUIRED,
+     protocol.PLANNED_UNITS_HEADING),
+])
+def test_a_view_missing_a_column_is_a_schema_error_naming_it(call, view, required, full):
+    from ws_tracker.rules.errors import WorkStudioSchemaError
+
+    dropped = required[3]
+    heading = [c for c in full if c != dropped] + [dropped + "_V2"]  # renamed
+    payload = {"Protocol": "DATASET", "DataSet": {"Heading": heading, "Data": [["x"] * len(heading)]}}
+    fake = Fake(ok(payload))
+    client, _ = make_client(fake)
+    with client:
+        with pytest.raises(WorkStudioSchemaError) as err:
+            call(client)
+    msg = str(err.value)
+    assert f"missing required columns ['{dropped}']" in msg and view in msg
+    assert "schema changed" in msg and f"{dropped}_V2" in msg
+    assert len(fake.requests) == 1  # never retried: asking again gives the same schema
+    # An empty answer with no heading carries no rows to misread.
+    empty, _ = make_client(Fake(ok({"Protocol": "DATASET", "DataSet": {"Heading": [], "Data": []}})))
+    with empty:
+        assert call(empty).rows == []

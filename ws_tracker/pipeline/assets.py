@@ -22,7 +22,7 @@ from ws_tracker.pipeline.events import log_events
 from ws_tracker.pipeline.partitions import daily_partitions, weekly_partitions
 from ws_tracker.pipeline.resources import ClockResource
 from ws_tracker.rules.circuits import CircuitRecord, transform_circuit_rows
-from ws_tracker.rules.errors import WorkStudioAuthError, WorkStudioError
+from ws_tracker.rules.errors import WorkStudioAuthError, WorkStudioError, WorkStudioSchemaError
 from ws_tracker.rules.units import PlannedUnit, normalise_units
 from ws_tracker.warehouse.captures import (
     UNIT_SYNC_STATUSES,
@@ -35,6 +35,7 @@ from ws_tracker.warehouse.circuit_snapshots import build_day as build_snapshots
 from ws_tracker.warehouse.circuit_sync import sync_circuits
 from ws_tracker.warehouse.rollups import build_planner_day, build_regional_day
 from ws_tracker.warehouse.weekly import build_planner_week, build_regional_week
+from ws_tracker.warehouse.locks import lock, partition_lock_name
 from ws_tracker.warehouse.resource import WarehouseResource
 from ws_tracker.warehouse.sync_log import SyncLog
 from ws_tracker.workstudio.client import WorkStudioClient
@@ -245,8 +246,10 @@ def planned_unit_captures(
                 for wo, future in futures.items():
                     try:
                         units_by_ext, row_issues = future.result()
-                    except WorkStudioAuthError:
-                        raise  # bad credentials fail the whole sync; never retried
+                    except (WorkStudioAuthError, WorkStudioSchemaError):
+                        # Bad credentials or a changed view fail the whole sync, before any
+                        # capture is written; every other work order would fail alike.
+                        raise
                     except WorkStudioError as exc:
                         failures.append({"item": wo, "type": "work_order", "code": type(exc).__name__,
                                          "message": str(exc)})
@@ -293,8 +296,11 @@ def _build_partitions(context: dg.AssetExecutionContext, build, day_of, unit: st
     engine = context.resources.warehouse.get_engine()
     totals: dict[str, int] = {}
     per_key: dict[str, dict[str, int]] = {}
+    asset = context.asset_key.to_user_string()
     for key in context.partition_keys:
         with engine.begin() as conn:
+            # Two runs building the same partition at once take turns (one correct copy).
+            lock(conn, partition_lock_name(asset, key))
             counts = build(conn, *day_of(key))
         per_key[key] = counts
         for name, value in counts.items():

@@ -178,3 +178,11 @@ class RowIssue:
             "key": self.key,
             "code": self.code,
         }
+
+
+class WorkStudioSchemaError(WorkStudioBadResponse):
+    """A view's heading lacks a column the pipeline reads: the view's schema changed.
+
+    Never retried and never downgraded to a per-item warning: every later call would read the
+    same schema, so the sync fails before it writes anything.
+    """

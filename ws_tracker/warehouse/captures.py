@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from ws_tracker.rules.triggers import decide_trigger
 from ws_tracker.rules.units import PlannedUnit, content_hash, unit_to_json
 from ws_tracker.warehouse.events import notify
+from ws_tracker.warehouse.locks import LIVE_WRITES, lock
 from ws_tracker.warehouse.events import payload as event_payload
 from ws_tracker.warehouse.workflow import StageChange, refresh_stages
 
@@ -88,6 +89,9 @@ def store_captures(conn: sa.Connection, captures: dict[int, list[PlannedUnit]],
     result = CaptureResult()
     if not captures:
         return result
+    # Before reading the latest captures: a concurrent run of the same circuits waits, then
+    # sees this one's captures and stores no duplicate.
+    lock(conn, LIVE_WRITES)
     ids = list(captures)
     latest = {
         r.circuit_id: r for r in conn.execute(

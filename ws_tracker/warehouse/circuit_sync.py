@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from ws_tracker.rules.circuits import CircuitRecord, region_key, resolve_parents
 from ws_tracker.rules.decoding import to_decimal
 from ws_tracker.warehouse.events import notify, payload
+from ws_tracker.warehouse.locks import LIVE_WRITES, lock
 from ws_tracker.warehouse.workflow import StageChange, refresh_stages
 
 NY = ZoneInfo("America/New_York")
@@ -152,6 +153,7 @@ def sync_circuits(conn: sa.Connection, records: list[CircuitRecord], *, observed
     result = CircuitSyncResult(processed=len(records))
     if not records:
         return result
+    lock(conn, LIVE_WRITES)  # a concurrent sync waits here, then finds these rows unchanged
 
     names = []
     for rec in records:

@@ -38,6 +38,7 @@ from ws_tracker.rules.errors import (
     WorkStudioAuthError,
     WorkStudioBadResponse,
     WorkStudioError,
+    WorkStudioSchemaError,
     WorkStudioHTTPError,
     WorkStudioUnavailable,
     describe_call,
@@ -230,11 +231,18 @@ class WorkStudioClient:
 
     def circuits_by_status(self, status: str) -> DataSet:
         """The circuit list view filtered by one job status (ACTIV, QC, ...)."""
-        return self.get_view_data(ddo.circuit_list_request(status))
+        dataset = self.get_view_data(ddo.circuit_list_request(status))
+        _require(dataset, ddo.CIRCUIT_LIST_REQUIRED, ddo.CIRCUIT_LIST_HEADING,
+                 ddo.CIRCUIT_LIST_VIEW, f"status {status}")
+        return dataset
 
     def planned_units(self, work_order: str) -> DataSet:
         """The planned-units view for one work order (all its jobs; split by SS_EXT)."""
-        return self.get_view_data(ddo.planned_units_request(work_order))
+        dataset = self.get_view_data(ddo.planned_units_request(work_order))
+        _require(dataset, ddo.PLANNED_UNITS_REQUIRED,
+                 ddo.PLANNED_UNITS_HEADING + list(ddo.PLANNED_UNITS_OPTIONAL),
+                 ddo.PLANNED_UNITS_VIEW, f"work order {work_order}")
+        return dataset
 
     # -- internals -------------------------------------------------------------------------
     def _redact(self, text: str) -> str:
@@ -322,3 +330,19 @@ class WorkStudioClient:
             raise WorkStudioBadResponse(
                 protocol, view, f"body is not JSON (HTTP {response.status_code}, {ctype})"
             ) from None
+
+
+def _require(dataset: DataSet, required, known, view: str, what: str) -> None:
+    """A heading that lacks a column we read is a schema change: fail before any write.
+
+    An empty answer with no heading at all carries no rows to misread and passes.
+    """
+    if not dataset.heading and not dataset.rows:
+        return
+    missing = [c for c in required if c not in set(dataset.heading)]
+    if missing:
+        new = [c for c in dataset.heading if c not in set(known)]
+        raise WorkStudioSchemaError(
+            "GETVIEWDATA", view,
+            f"the view's schema changed ({what}): missing required columns {missing}"
+            + (f"; columns we do not know: {new[:5]}" if new else ""))

@@ -97,6 +97,20 @@ PLANNED_UNITS_HEADING = [
 # Optional columns some deployments add to the planned-units view.
 PLANNED_UNITS_OPTIONAL = ("STATIONS_SPANLGTH", "VEGUNIT_FRSTR_USER")
 
+# Columns the pipeline reads. A response whose heading lacks one is a schema change in the
+# view: the call fails loudly (naming the columns) before anything is written, rather than
+# every row being stored with NULLs.
+CIRCUIT_LIST_REQUIRED = tuple(CIRCUIT_LIST_HEADING[:20])
+PLANNED_UNITS_REQUIRED = (
+    "SS_WO", "SS_EXT", "STATIONS_STATNAME", "UNITS_DESCRIPTIO", "VEGUNIT_REMOVCAT",
+    "VEGUNIT_FORESTER", "VEGUNIT_ASSDDATE", "VEGUNIT_PERMSTAT", "JOBVEGETATIONUNITS_NUMTREES",
+    "JOBVEGETATIONUNITS_LENGTHWRK", "JOBVEGETATIONUNITS_ACRES", "VEGSTAT_FROMSTR", "VEGSTAT_TOSTR",
+    "VEGUNIT_UNIT", "VEGUNIT_AUDIT_USER", "VEGUNIT_AUDITOR", "VEGUNIT_AUDITDATE",
+    "VEGUNIT_AUDIT_FAIL_HIST", "VEGUNIT_SPECIES", "SSUNITS_OBJECTID", "VEGUNIT_ASSNOTE",
+    "VEGUNIT_PARCELCOMMENTS", "VEGUNIT_AUDIT_PASS", "VEGUNIT_UNIT_CLASS", "VEGUNIT_ASSLAT",
+    "VEGUNIT_ASSLONG", "VEGUNIT_COSTMETHOD",
+)
+
 
 def circuit_list_request(status: str) -> dict:
     """The GETVIEWDATA body that lists circuits of one job status."""
