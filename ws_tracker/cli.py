@@ -8,7 +8,7 @@
     ws-tracker circuits stage WO[/EXT] STAGE        a person sets a workflow stage
     ws-tracker credentials new-key | set | rotate   per-user WorkStudio credentials
     ws-tracker db migrate | url | stop              the warehouse
-    ws-tracker simulator serve --port P             the WorkStudio simulator
+    ws-tracker simulator serve --port P [...]       the WorkStudio simulator: scale, latency, faults
 """
 
 from __future__ import annotations
@@ -63,7 +63,50 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------- simulator
+def _units_range(value: str) -> tuple[int, int]:
+    lo, sep, hi = value.partition("-")
+    try:
+        bounds = (int(lo), int(hi)) if sep else (int(lo), int(lo))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not MIN-MAX (e.g. 50-300): {value!r}") from None
+    if not 1 <= bounds[0] <= bounds[1]:
+        raise argparse.ArgumentTypeError(f"need 1 <= MIN <= MAX, got {value!r}")
+    return bounds
+
+
+def _latency(value: str) -> float:
+    try:
+        ms = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of milliseconds: {value!r}") from None
+    if ms < 0:
+        raise argparse.ArgumentTypeError(f"latency cannot be negative: {value!r}")
+    return ms
+
+
+def _activity(value: str) -> float | None:
+    if value.strip().lower() in ("natural", "off", "none"):
+        return None
+    try:
+        share = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a share in (0, 1] or 'natural': {value!r}") from None
+    if not 0 < share <= 1:
+        raise argparse.ArgumentTypeError(f"daily activity must be in (0, 1]: {value!r}")
+    return share
+
+
+def _fault(value: str):
+    from ws_tracker.simulator.faults import FaultSpecError, parse_fault_spec
+
+    try:
+        return parse_fault_spec(value)
+    except FaultSpecError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def cmd_simulator(args: argparse.Namespace) -> int:
+    from ws_tracker.simulator.faults import FaultPlan
     from ws_tracker.simulator.server import run_server
     from ws_tracker.simulator.world import WorldConfig
 
@@ -72,8 +115,15 @@ def cmd_simulator(args: argparse.Namespace) -> int:
         from ws_tracker.runtime import NY, SIMULATED_SYNC_TIME
 
         clock = datetime.combine(args.date, SIMULATED_SYNC_TIME, NY).astimezone(timezone.utc)
-    run_server(args.host, args.port, WorldConfig(seed=args.seed, circuits=args.circuits), clock,
-               {args.username: args.password})
+    plan = FaultPlan(seed=args.seed)
+    if args.faults_file:
+        plan = FaultPlan.from_file(args.faults_file, seed=args.seed)
+    plan = plan + FaultPlan(args.fault or [], seed=args.seed)
+    world_config = WorldConfig(seed=args.seed, circuits=args.circuits,
+                               units_per_circuit=args.units_per_circuit,
+                               daily_activity=args.daily_activity)
+    run_server(args.host, args.port, world_config, clock, {args.username: args.password},
+               faults=plan, latency_ms=args.latency_ms)
     return 0
 
 
@@ -388,8 +438,21 @@ def build_parser() -> argparse.ArgumentParser:
     s = simsub.add_parser("serve", help="serve the DDOProtocol on loopback")
     s.add_argument("--port", type=int, default=8765)
     s.add_argument("--host", default="127.0.0.1", help="bind address (default loopback only)")
-    s.add_argument("--seed", type=int, default=7)
-    s.add_argument("--circuits", type=int, default=150)
+    s.add_argument("--seed", type=int, default=7, help="world seed (also seeds fault rates)")
+    s.add_argument("--circuits", type=int, default=150, help="circuits listed at any date")
+    s.add_argument("--units-per-circuit", type=_units_range, metavar="MIN-MAX",
+                   help="planned units per circuit (default 50-300)")
+    s.add_argument("--daily-activity", type=_activity, default=0.10, metavar="SHARE",
+                   help="share of circuits that change per simulated day (default 0.10); "
+                        "'natural': most in-progress circuits change every weekday")
+    s.add_argument("--latency-ms", type=_latency, default=0.0, metavar="L",
+                   help="added to every DDOProtocol call, on top of the work (default 0)")
+    s.add_argument("--fault", action="append", type=_fault, metavar="SPEC",
+                   help="inject a fault, repeatable: KIND[:key=value,...], e.g. "
+                        "'http_503:protocol=GETVIEWDATA,view=planned_units,times=2' "
+                        "(see README, Fault injection)")
+    s.add_argument("--faults-file", metavar="PATH",
+                   help="a JSON list of fault rules (or {\"seed\": n, \"rules\": [...]})")
     s.add_argument("--date", type=_day, help="simulated day (default: now)")
     s.add_argument("--username", default=config.SIMULATOR_USERNAME)
     s.add_argument("--password", default=config.SIMULATOR_PASSWORD)

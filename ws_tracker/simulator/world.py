@@ -17,6 +17,11 @@ The world is a pure function of (config, clock). There is no mutable simulation 
   starts.
 - The clock only selects which of those precomputed events are in the past: statuses,
   visible units, permission and audit values, SS_EDITDATE / WSREQ_VERSION.
+- ``daily_activity`` (off by default) throttles change for load tests: each job then has
+  precomputed *active days* (its creation day, then each day with a fixed probability) and
+  shows, at any instant, its natural state as of the end (23:59:59.999 UTC) of its latest
+  active day. Work done on other days lands at once on the next active day, so about that
+  share of circuits change per simulated day. Off, every job is read at the clock itself.
 
 Wire rows reproduce the quirks of spec/workstudio-api.md; ``circuits_truth`` and
 ``units_truth`` give the same facts as clean typed values for tests.
@@ -60,6 +65,10 @@ RATE_UNIT_NUM_STR = 0.04  # unit: numeric columns as strings
 RATE_UNIT_DATE_EPOCH = 0.05  # unit: VEGUNIT_ASSDDATE as /Date(epoch-ms)/
 RATE_UNIT_DUPLICATE = 0.03  # unit: row repeated (server-side join duplicate)
 RATE_PENDING_WORD = 0.10  # pending unit written "Pending" rather than ""
+# daily_activity: share of listed jobs with natural changes waiting to be published (measured);
+# an active day is drawn with probability daily_activity / this, so that about daily_activity
+# of the listed circuits change per day.
+ACTIVITY_PENDING_SHARE = 0.65
 
 
 @dataclass(frozen=True)
@@ -74,6 +83,18 @@ class WorldConfig:
     late_sync_rate: float = 0.0  # share of work days whose units sync 1-3 days late
     bounds_vertices: int = 300  # vertices of the SS_JOBBOUNDS polygon
     domain: str = "ASPLUNDH"
+    # (min, max) planned units per job; overrides units_min/units_max when set.
+    units_per_circuit: tuple[int, int] | None = None
+    # None: natural activity (most ACTIV jobs change every weekday). A share such as 0.10:
+    # about that share of the listed circuits change per simulated day (see the module doc).
+    daily_activity: float | None = None
+
+    @property
+    def units_range(self) -> tuple[int, int]:
+        if self.units_per_circuit is not None:
+            lo, hi = self.units_per_circuit
+            return int(lo), int(hi)
+        return self.units_min, self.units_max
 
 
 @dataclass(frozen=True)
@@ -304,6 +325,7 @@ class _Job:
     origin: tuple[float, float]
     heading: float
     seed_str: str
+    active_days: list[int] | None = None  # daily_activity: days whose end publishes state
     _bounds: dict | None = field(default=None, repr=False)
     _sketch: str | None = field(default=None, repr=False)
 
@@ -326,6 +348,17 @@ class _Job:
     def version(self, t: int) -> int:
         return self.version_base + bisect_right(self.events, t)
 
+    def observed(self, t: int) -> int:
+        """The instant whose natural state the job shows at ``t``: ``t`` itself, or with
+        daily_activity the end of its latest active day ending at or before ``t``."""
+        if self.active_days is None:
+            return t
+        last_day = (t + 1 - _EPOCH_MS) // _DAY_MS - 1  # latest day whose end is <= t
+        i = bisect_right(self.active_days, last_day)
+        if i == 0:
+            return self.phase_ms[0] - 1  # not published yet
+        return min(t, _day_ms(self.active_days[i - 1] + 1) - 1)
+
 
 @dataclass
 class _Group:
@@ -342,8 +375,13 @@ class World:
     def __init__(self, config: WorldConfig | None = None, now: datetime | None = None):
         self.config = config or WorldConfig()
         c = self.config
-        if c.units_min < 1 or c.units_max < c.units_min:
-            raise ValueError("need 1 <= units_min <= units_max")
+        lo, hi = c.units_range
+        if lo < 1 or hi < lo:
+            raise ValueError(f"units per circuit: need 1 <= min <= max, got {lo}-{hi}")
+        if c.daily_activity is not None and not 0 < c.daily_activity <= 1:
+            raise ValueError(f"daily_activity must be in (0, 1], got {c.daily_activity}")
+        self._activity_p = (None if c.daily_activity is None
+                            else min(1.0, c.daily_activity / ACTIVITY_PENDING_SHARE))
         self._lock = threading.Lock()
         self._now = _to_utc(now or DEFAULT_CLOCK)
         self._groups: dict[tuple[int, int], _Group] = {}
@@ -371,7 +409,7 @@ class World:
         self._wo_number = [self._wo_low + n for n in numbers]
         self._wo_index = {num: i for i, num in enumerate(self._wo_number)}
         self._wo_width = width
-        self._unit_stride = 10 ** len(str(c.units_max))
+        self._unit_stride = 10 ** len(str(hi))
 
     # ----------------------------------------------------------------------------- clock
     @property
@@ -524,7 +562,7 @@ class World:
             activ_ms = created_ms + rng.randint(10, 120) * 60_000
 
         # --- work days and units per day
-        n_units = rng.randint(c.units_min, c.units_max)
+        n_units = rng.randint(*c.units_range)
         p_work = rng.uniform(0.5, 0.85)
         days = []
         for d in range(activ_day, activ_day + assess):
@@ -604,6 +642,13 @@ class World:
         total_miles = round(rng.uniform(5, 60) if main else rng.uniform(2, 25), 2)
         lon0, lat0 = centre
         origin = (lon0 + rng.uniform(-0.25, 0.25), lat0 + rng.uniform(-0.18, 0.18))
+        active_days = None
+        if self._activity_p is not None:
+            # its own generator: the natural draws above stay the same with activity on or off
+            arng = random.Random(seed_str + ":activity")
+            # creation and activation are always published (a work order starts listed)
+            active_days = [d for d in range(created_day, end_day + 1)
+                           if arng.random() < self._activity_p or d in (created_day, activ_day)]
         return _Job(
             key=key,
             guid=guid,
@@ -645,6 +690,7 @@ class World:
             origin=origin,
             heading=rng.uniform(0, 2 * math.pi),
             seed_str=seed_str,
+            active_days=active_days,
         )
 
     # ----------------------------------------------------------------------------- units
@@ -768,7 +814,8 @@ class World:
             if _day_date(self._gen_start_day(slot, gen)).year != year:
                 continue
             group = self._group(slot, gen)
-            if group.jobs[0].phase_ms[0] <= t:
+            main = group.jobs[0]
+            if main.phase_ms[0] <= main.observed(t):
                 return group
         return None
 
@@ -793,8 +840,9 @@ class World:
             if not self._region_ok(group.region, regions):
                 continue
             for job in group.jobs:
-                if job.status_at(t) == status:
-                    rows.append(self._circuit_row(job, t, status))
+                tj = job.observed(t)
+                if job.status_at(tj) == status:
+                    rows.append(self._circuit_row(job, tj, status))
         rows.sort(key=lambda r: (r[1], r[2] not in ("", "@"), r[2]))
         return rows
 
@@ -876,12 +924,13 @@ class World:
         extra = self.config.extra_unit_columns
         keyed = []
         for job in group.jobs:
-            if job.phase_ms[0] > t:
+            tj = job.observed(t)
+            if job.phase_ms[0] > tj:
                 continue
             for u in self._job_units(job):
-                if u.sync_ms > t:
+                if u.sync_ms > tj:
                     continue
-                row = self._unit_row(job, u, t, extra)
+                row = self._unit_row(job, u, tj, extra)
                 keyed.append(((u.day, u.object_id), row))
                 if u.duplicate:
                     keyed.append(((u.day, u.object_id), list(row)))
@@ -945,12 +994,13 @@ class World:
     # ----------------------------------------------------------------------------- truth
     def circuits_truth(self, statuses=protocol.SYNCED_STATUSES, regions=None) -> list[dict]:
         """Every job listed now in one of ``statuses``, as clean typed values."""
-        t = self._now_ms()
+        now = self._now_ms()
         out = []
-        for group in self._groups_at(t):
+        for group in self._groups_at(now):
             if not self._region_ok(group.region, regions):
                 continue
             for job in group.jobs:
+                t = job.observed(now)
                 status = job.status_at(t)
                 if status not in statuses:
                     continue
@@ -990,6 +1040,7 @@ class World:
             if key is None:
                 raise KeyError(job_guid)
         job = self._job(key)
+        t = job.observed(t)
         out = []
         for u in self._job_units(job):
             if u.sync_ms > t:
