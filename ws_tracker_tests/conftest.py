@@ -18,6 +18,8 @@ import sqlalchemy as sa
 from ws_tracker.warehouse import embedded
 from ws_tracker.warehouse.engine import make_engine, with_database
 
+pytest_plugins = ["ws_tracker_tests.reliability"]
+
 
 def _admin_exec(server_url: str, sql: str) -> None:
     engine = make_engine(with_database(server_url, "postgres"), isolation_level="AUTOCOMMIT")
@@ -55,13 +57,23 @@ def template_db(pg_server_url) -> str:
     _admin_exec(pg_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture
-def db_url(pg_server_url, template_db) -> str:
-    """A fresh, migrated, seeded database for one test; dropped afterwards."""
+def _fresh_db(pg_server_url, template_db):
     name = f"wst_test_{uuid.uuid4().hex[:10]}"
     _admin_exec(pg_server_url, f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
     yield with_database(pg_server_url, name)
     _admin_exec(pg_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def db_url(pg_server_url, template_db) -> str:
+    """A fresh, migrated, seeded database for one test; dropped afterwards."""
+    yield from _fresh_db(pg_server_url, template_db)
+
+
+@pytest.fixture
+def other_db_url(pg_server_url, template_db) -> str:
+    """A second fresh database, for a reference build to compare with."""
+    yield from _fresh_db(pg_server_url, template_db)
 
 
 @pytest.fixture

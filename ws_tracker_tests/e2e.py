@@ -38,6 +38,8 @@ class Harness:
     world: World
     db_url: str
     password: str = PASSWORD
+    max_attempts: int = 2
+    read_timeout: float = 60.0
 
     def run(self, day: date, *, force: bool = False, trigger: str = "scheduled",
             raise_on_error: bool = True, run_as: str | None = None,
@@ -48,7 +50,8 @@ class Harness:
         resources = {
             "workstudio": WorkStudioResource(base_url=self.server.base_url, username=USER,
                                              password=self.password, backoff_base=0.01,
-                                             backoff_max=0.05, max_attempts=2,
+                                             backoff_max=0.05, max_attempts=self.max_attempts,
+                                             read_timeout=self.read_timeout,
                                              requests_per_second=1000.0),
             "warehouse": WarehouseResource(database_url=self.db_url),
             "clock": ClockResource(frozen_at=at.isoformat()),

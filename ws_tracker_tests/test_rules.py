@@ -142,7 +142,9 @@ def test_parse_envelope_error_without_message():
         ({"Protocol": "DATASET", "DataSet": {"Data": []}}, "Heading"),
         ({"Protocol": "DATASET", "DataSet": {"Heading": ["A"]}}, "Data"),
         ({"Protocol": "DATASET", "DataSet": {"Heading": ["A"], "Data": None}}, "Data"),
-        (dataset_payload(["A", "B"], [[1, 2], [3], [4, 5]]), "row 2 of 3 has 1 values"),
+        # Every row ragged: the heading and the data disagree, the call fails.
+        (dataset_payload(["A", "B"], [[1], [3], [4]]), "row 1 of 3 has 1 values for 2 heading columns"),
+        (dataset_payload(["A", "B"], [7]), "row 1 of 1 is a int, not a list"),
         (dataset_payload(["A", "B"], [[1, 2, 3]]), "row 1 of 1 has 3 values"),
         (dataset_payload(["A"], [{"A": 1}]), "row 1"),
         (dataset_payload(["A", "A"], [[1, 2]]), "duplicate heading"),
@@ -572,3 +574,16 @@ def test_unknown_code_counts_but_measures_nothing():
     assert got["total_units"] == 1 and got["unit_counts_by_type"] == {"NEWCODE": 1}
     assert (got["total_linear_ft"], got["total_acres"], got["total_trees"]) == (0, 0, 0)
     assert got["linear_ft_by_type"] == {} and got["acres_by_type"] == {}
+
+
+def test_a_ragged_row_is_set_aside_and_the_rest_are_read():
+    ds = parse_envelope(dataset_payload(["A", "B"], [[1, 2], [3], [4, 5], "x"]), protocol="GETVIEWDATA",
+                        view="{V}")
+    assert ds.rows == [{"A": 1, "B": 2}, {"A": 4, "B": 5}]
+    assert [(i.row_number, i.severity, i.code) for i in ds.rejected] == [
+        (2, "error", "ragged_row"), (4, "error", "ragged_row")]
+    assert "row 2 of 4 has 1 values for 2 heading columns" in ds.rejected[0].reason
+    assert ds.raw_rows() == {1: {"A": 1, "B": 2}, 2: [3], 3: {"A": 4, "B": 5}, 4: "x"}
+    # Issues a transformer numbers by position in ``rows`` map back to response rows.
+    from ws_tracker.rules.errors import RowIssue
+    assert [i.row_number for i in ds.renumber([RowIssue(1, "A", 1, "r"), RowIssue(2, "B", 5, "r")])] == [1, 3]

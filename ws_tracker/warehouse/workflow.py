@@ -88,7 +88,7 @@ def _write(conn: sa.Connection, row: Any, stage: str, source: str, *, at: dateti
 
 _STATE_SQL = (
     "SELECT c.id, c.job_guid, c.work_order, c.extension, c.api_status, c.percent_complete,"
-    " u.workflow_stage, u.stage_source, u.stage_api_status"
+    " u.workflow_stage, u.stage_source, u.stage_api_status, u.stage_changed_at"
     " FROM circuits c LEFT JOIN circuit_ui_states u ON u.circuit_id = c.id")
 
 
@@ -113,6 +113,10 @@ def refresh_stages(conn: sa.Connection, circuit_ids: Iterable[int], *, at: datet
             pending[cid] = pending_units(u.get("permission_status") for u in units)
     changes: list[StageChange] = []
     for row in rows:
+        if row.stage_changed_at is not None and at < row.stage_changed_at:
+            # An observation older than the stage's last change (a past day re-run) is not
+            # newer knowledge: the current stage stands, and its history is not rewritten.
+            continue
         derived = derived_stage(row.api_status, None if row.percent_complete is None
                                 else float(row.percent_complete), pending.get(row.id, 0))
         decision = decide_stage(row.workflow_stage, row.stage_source, row.stage_api_status,

@@ -325,7 +325,9 @@ class WorkStudioClient:
             raise WorkStudioBadResponse(protocol, view, f"empty body (HTTP {response.status_code})")
         try:
             return response.json()
-        except ValueError:  # JSONDecodeError and UnicodeDecodeError are both ValueErrors
+        # JSONDecodeError and UnicodeDecodeError are ValueErrors; a body nested deeper than the
+        # parser's recursion limit raises RecursionError: all are a bad response.
+        except (ValueError, RecursionError):
             ctype = response.headers.get("Content-Type", "?")
             raise WorkStudioBadResponse(
                 protocol, view, f"body is not JSON (HTTP {response.status_code}, {ctype})"
