@@ -129,15 +129,17 @@ def cmd_simulator(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- run
 def run_pipeline(day: date, *, force: bool = False, trigger: str = "manual",
-                 run_as: str | None = None, out=print) -> bool:
-    """Materialize the daily pipeline for ``day`` in-process; True when it succeeded."""
+                 run_as: str | None = None, faults: list[str] | None = None, out=print) -> bool:
+    """Materialize the daily pipeline for ``day`` in-process; True when it succeeded.
+
+    ``faults``: fault specs for the bundled simulator (ws_tracker/simulator/faults.py)."""
     import dagster as dg
 
     from ws_tracker import runtime as rt
     from ws_tracker.definitions import defs
     from ws_tracker.pipeline.jobs import daily_pipeline_job
 
-    with rt.prepare(day=day) as runtime:
+    with rt.prepare(day=day, faults=faults) as runtime:
         for key, value in runtime.describe().items():
             out(f"  {key:16} {value}")
         run_config = {
@@ -229,7 +231,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     day = args.date or today_ny()
     _print(f"ws-tracker run --date {day.isoformat()}")
-    return 0 if run_pipeline(day, force=args.force, trigger=args.trigger, run_as=args.run_as) else 1
+    try:
+        ok = run_pipeline(day, force=args.force, trigger=args.trigger, run_as=args.run_as,
+                          faults=args.fault)
+    except ValueError as exc:  # a bad --fault spec, or --fault against a real WorkStudio
+        print(f"ws-tracker: error: {exc}", file=sys.stderr)
+        return 2
+    return 0 if ok else 1
 
 
 def table_counts(database_url: str) -> dict[str, int]:
@@ -378,6 +386,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--as", dest="run_as", metavar="EMAIL",
                    help="sync with this user's stored WorkStudio credentials (views are scoped "
                         "by the caller); default: WORKSTUDIO_USERNAME/PASSWORD")
+    p.add_argument("--fault", action="append", metavar="SPEC",
+                   help="inject a fault into the bundled simulator, e.g. "
+                        "'http_503:view=planned_units,times=2' (repeatable; see README "
+                        "'Fault injection'); refused when WORKSTUDIO_BASE_URL is set")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("backfill", help="rebuild derived daily partitions, and the weeks that "

@@ -100,8 +100,10 @@ def prepare_dagster(database_url: str) -> tuple[str, Path]:
     return pg_url, dagster_home
 
 
-def start_simulator(clock: datetime | None = None, *, seed: int = 7, circuits: int = 150):
+def start_simulator(clock: datetime | None = None, *, seed: int = 7, circuits: int = 150,
+                    faults: list[str] | None = None):
     """Start the bundled WorkStudio simulator on a free loopback port (background thread)."""
+    from ws_tracker.simulator.faults import FaultPlan
     from ws_tracker.simulator.server import SimulatorServer
     from ws_tracker.simulator.world import World, WorldConfig
 
@@ -111,14 +113,20 @@ def start_simulator(clock: datetime | None = None, *, seed: int = 7, circuits: i
     server = SimulatorServer(
         world, host="127.0.0.1", port=0,
         accounts={config.SIMULATOR_USERNAME: config.SIMULATOR_PASSWORD},
+        faults=FaultPlan.from_specs(faults or [], seed=seed),
     ).start()
     return server
 
 
 def prepare(*, day: date | None = None, need_workstudio: bool = True,
-            migrate: bool = True) -> Runtime:
-    """Resolve everything a command needs; start what is missing."""
+            migrate: bool = True, faults: list[str] | None = None) -> Runtime:
+    """Resolve everything a command needs; start what is missing. ``faults`` are fault specs
+    for the bundled simulator (refused against a real WorkStudio)."""
+    from ws_tracker.simulator.faults import FaultPlan
     from ws_tracker.warehouse.migrate import upgrade
+
+    if faults:
+        FaultPlan.from_specs(faults)  # a bad spec fails before anything starts
 
     saved = {k: os.environ.get(k) for k in (
         config.ENV_DATABASE_URL, config.ENV_DAGSTER_PG_URL, config.ENV_DAGSTER_HOME,
@@ -132,6 +140,9 @@ def prepare(*, day: date | None = None, need_workstudio: bool = True,
     if not need_workstudio:
         return runtime
     settings = config.workstudio_settings()
+    if settings.configured and faults:
+        raise ValueError("--fault injects faults into the bundled simulator; WORKSTUDIO_BASE_URL "
+                         "points at a real WorkStudio")
     if settings.configured:
         runtime.workstudio_base_url = settings.base_url
         missing = [n for n, v in ((config.ENV_WS_USERNAME, settings.username),
@@ -143,7 +154,7 @@ def prepare(*, day: date | None = None, need_workstudio: bool = True,
     if day is not None and day != today_ny():
         clock = datetime.combine(day, SIMULATED_SYNC_TIME, NY).astimezone(timezone.utc)
         runtime.frozen_at = clock.isoformat()
-    runtime.simulator = start_simulator(clock)
+    runtime.simulator = start_simulator(clock, faults=faults)
     runtime.workstudio_base_url = runtime.simulator.base_url
     os.environ[config.ENV_WS_BASE_URL] = runtime.simulator.base_url
     os.environ[config.ENV_WS_USERNAME] = config.SIMULATOR_USERNAME

