@@ -84,3 +84,15 @@ def dump_tables(engine: sa.Engine, tables: list[str]) -> dict[str, list[tuple]]:
         for table in tables:
             out[table] = [tuple(r) for r in conn.execute(sa.text(f"SELECT * FROM {table} ORDER BY id"))]
     return out
+
+
+def value_rows(engine: sa.Engine, tables, volatile) -> dict[str, list[tuple]]:
+    """Each table's rows without the ``volatile`` columns (surrogate ids, run ids, write times),
+    as sorted tuples of reprs: what two builds of the same facts must agree on."""
+    out = {}
+    with engine.connect() as conn:
+        for table in tables:
+            result = conn.execute(sa.text(f"SELECT * FROM {table}"))
+            keep = [i for i, c in enumerate(result.keys()) if c not in volatile]
+            out[table] = sorted(tuple(repr(r[i]) for i in keep) for r in result)
+    return out

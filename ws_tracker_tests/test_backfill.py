@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from ws_tracker.pipeline.assets import circuit_aggregates, circuit_snapshots
 from ws_tracker.warehouse import checks
 from ws_tracker.warehouse.resource import WarehouseResource
-from ws_tracker_tests.e2e import dump_tables
+from ws_tracker_tests.e2e import dump_tables, value_rows
 
 FIRST = date(2026, 3, 2)
 DAYS = [FIRST + timedelta(days=i) for i in range(5)]  # Monday..Friday
@@ -22,10 +22,7 @@ VOLATILE = {"id", "created_at", "updated_at"}
 
 
 def _rows(engine, table):
-    with engine.connect() as conn:
-        result = conn.execute(sa.text(f"SELECT * FROM {table}"))
-        keep = [i for i, c in enumerate(result.keys()) if c not in VOLATILE]
-        return sorted(tuple(str(r[i]) for i in keep) for r in result)
+    return value_rows(engine, [table], VOLATILE)[table]
 
 
 def _derived(db_url, **kw):

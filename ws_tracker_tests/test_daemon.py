@@ -20,7 +20,7 @@ from ws_tracker.pipeline.jobs import CIRCUIT_SYNC_TAG
 from ws_tracker.pipeline.schedules import SCHEDULE_SLOT_TAG
 from ws_tracker.warehouse.resource import WarehouseResource
 from ws_tracker_tests.daemon_location import EVERY_MINUTE_SCHEDULE
-from ws_tracker_tests.e2e import Harness
+from ws_tracker_tests.e2e import Harness, value_rows
 from ws_tracker_tests.topology import (  # noqa: F401 - `topology` is a fixture
     LOCATION_NAME,
     REPOSITORY_NAME,
@@ -172,13 +172,7 @@ VOLATILE = {"id", "created_at", "updated_at"}
 
 def _rows(engine: sa.Engine) -> dict[str, list[tuple]]:
     """Every value column of every derived table, sorted: what two builds must agree on."""
-    out = {}
-    with engine.connect() as conn:
-        for table in DERIVED_TABLES:
-            result = conn.execute(sa.text(f"SELECT * FROM {table}"))
-            keep = [i for i, c in enumerate(result.keys()) if c not in VOLATILE]
-            out[table] = sorted(tuple(repr(r[i]) for i in keep) for r in result)
-    return out
+    return value_rows(engine, DERIVED_TABLES, VOLATILE)
 
 
 def _days_built(engine: sa.Engine) -> dict[str, list[str]]:

@@ -127,6 +127,8 @@ custom_color | varchar(20) | Yes
 notes | text | Yes
 created_at | timestamp | Yes
 updated_at | timestamp | Yes
+stage_source | varchar(10) | No | 'api'
+stage_api_status | varchar(20) | Yes
 
 ## regions (seed)
 id | bigint | No
@@ -397,9 +399,39 @@ api_version | varchar(50) | Yes
 taken_by | varchar | Yes
 dagster_run_id | varchar | Yes
 created_at | timestamp | No | now()
+
+## circuit_stage_changes (brief)
+id | bigint | No
+circuit_id | bigint | No
+from_stage | varchar(30) | Yes
+to_stage | varchar(30) | No
+source | varchar(10) | No
+api_status | varchar(20) | Yes
+changed_at | timestamp | No
+changed_by | bigint | Yes
+dagster_run_id | varchar(64) | Yes
+recorded_at | timestamp | No | now()
+
+## quarantined_rows (brief)
+id | bigint | No
+sync_log_id | bigint | Yes
+dagster_run_id | varchar(64) | Yes
+source | varchar(30) | No
+view_guid | varchar(64) | Yes
+filter_value | varchar(100) | Yes
+row_number | integer | Yes
+column_name | text | Yes
+value | text | Yes
+reason | text | No
+severity | varchar(10) | No
+code | varchar(50) | No
+row_key | varchar(100) | Yes
+raw_row | jsonb | Yes
+created_at | timestamp | No | now()
 """
 
-# The 19 tables of the seed's ERD / column tables, plus the history the business rules ask for.
+# The 19 tables of the seed's ERD / column tables, plus circuit_history (the business rules),
+# circuit_stage_changes (workflow stage history) and quarantined_rows (bad rows kept).
 SEED_TABLES = {
     "regions", "users", "unit_types", "api_status_configs", "permission_statuses",
     "circuits", "circuit_ui_states", "circuit_user", "circuit_aggregates", "circuit_snapshots",
@@ -407,7 +439,7 @@ SEED_TABLES = {
     "unlinked_planners", "planner_daily_aggregates", "planner_weekly_aggregates",
     "regional_daily_aggregates", "regional_weekly_aggregates",
 }
-ALL_TABLES = SEED_TABLES | {"circuit_history"}
+ALL_TABLES = SEED_TABLES | {"circuit_history", "circuit_stage_changes", "quarantined_rows"}
 
 # (index name, table, columns in order, unique). The first block is named by the seed.
 INDEXES = [
@@ -515,6 +547,12 @@ FOREIGN_KEYS = {
      "CASCADE"),
     ("circuit_history_region_id_foreign", "circuit_history", "region_id", "regions",
      "NO ACTION"),
+    ("circuit_stage_changes_circuit_id_foreign", "circuit_stage_changes", "circuit_id", "circuits",
+     "CASCADE"),
+    ("circuit_stage_changes_changed_by_foreign", "circuit_stage_changes", "changed_by", "users",
+     "SET NULL"),
+    ("quarantined_rows_sync_log_id_foreign", "quarantined_rows", "sync_log_id", "sync_logs",
+     "SET NULL"),
 }
 
 # (constraint, table, column, allowed values, a rejected value)

@@ -39,6 +39,7 @@ import sqlalchemy as sa
 from ws_tracker.simulator.server import SimulatorServer
 from ws_tracker.simulator.world import World, WorldConfig
 from ws_tracker.warehouse.engine import make_engine, with_database
+from ws_tracker_tests.conftest import _admin_exec
 from ws_tracker_tests.e2e import PASSWORD, USER
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -60,15 +61,6 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _admin_exec(server_url: str, sql: str) -> None:
-    engine = make_engine(with_database(server_url, "postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            conn.execute(sa.text(sql))
-    finally:
-        engine.dispose()
 
 
 class GraphQL:

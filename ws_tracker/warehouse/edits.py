@@ -21,6 +21,7 @@ from ws_tracker.rules.circuits import region_key
 from ws_tracker.rules.decoding import DecodeError
 from ws_tracker.rules.decoding import to_decimal as q
 from ws_tracker.warehouse.circuit_sync import SYNCABLE
+from ws_tracker.warehouse.users import user_id_by_email
 
 
 class EditError(ValueError):
@@ -117,8 +118,7 @@ def record_edit(conn: sa.Connection, job_guid: str, changes: dict[str, str], *,
         raise EditError(f"no circuit with job_guid {guid}")
     user_id = None
     if by_email:
-        user_id = conn.execute(sa.text("SELECT id FROM users WHERE lower(email) = lower(:e)"),
-                               {"e": by_email.strip()}).scalar()
+        user_id = user_id_by_email(conn, by_email)
         if user_id is None:
             raise EditError(f"no user with email {by_email!r} (--by names an existing user)")
 

@@ -21,6 +21,7 @@ from ws_tracker.rules.circuits import normalise_guid
 from ws_tracker.rules.decoding import DecodeError
 from ws_tracker.rules.stages import FULLY_PLANNED_PERCENT, check_stage, decide_stage, derived_stage, pending_units
 from ws_tracker.warehouse.events import notify, payload
+from ws_tracker.warehouse.users import user_id_by_email
 
 STAGE_LOCK_KEY = 0x5753_5447  # "WSTG": serializes stage writers (see module docstring)
 
@@ -174,8 +175,7 @@ def set_stage(conn: sa.Connection, ref: str, stage: str, *, by_email: str | None
         raise StageError(str(exc)) from None
     user_id = None
     if by_email:
-        user_id = conn.execute(sa.text("SELECT id FROM users WHERE lower(email) = lower(:e)"),
-                               {"e": by_email.strip()}).scalar()
+        user_id = user_id_by_email(conn, by_email)
         if user_id is None:
             raise StageError(f"no user with email {by_email!r} (--by names an existing user)")
     circuit_id = find_circuit(conn, ref)
