@@ -183,3 +183,26 @@ def test_sweeper_closes_logs_of_dead_runs(db_url, engine):
     # Evaluating again closes nothing more.
     assert "closed 0" in sync_log_sweeper(context).skip_message
     json.dumps([g.summary_json for g in got])  # summaries stay valid JSON
+
+
+def test_bounded_in_order_keeps_order_and_never_runs_ahead_of_the_window():
+    """The capture fetches run ahead of the writes by at most ``window``: their results never
+    pile up in memory, whatever the number of work orders."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ws_tracker.pipeline.assets import bounded_in_order
+
+    submitted: list[int] = []
+
+    def fetch(n):
+        submitted.append(n)
+        return n * n
+
+    consumed = []
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        for item, future in bounded_in_order(pool, fetch, list(range(50)), window=4):
+            # Submitted but not yet consumed: never more than the window.
+            assert len(submitted) - len(consumed) <= 4
+            consumed.append(item)
+            assert future.result() == item * item
+    assert consumed == list(range(50))

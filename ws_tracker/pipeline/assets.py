@@ -7,7 +7,7 @@ one transaction; its sync_logs row is written beside it so a failure is recorded
 
 # No ``from __future__ import annotations`` here: Dagster reads the Config annotations at
 # definition time and cannot resolve them as strings.
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -26,6 +26,7 @@ from ws_tracker.rules.errors import WorkStudioAuthError, WorkStudioError, WorkSt
 from ws_tracker.rules.units import PlannedUnit, normalise_units
 from ws_tracker.warehouse.captures import (
     UNIT_SYNC_STATUSES,
+    CaptureResult,
     CircuitToCapture,
     circuits_needing_units,
     store_captures,
@@ -129,6 +130,32 @@ def workstudio_session(workstudio: WorkStudioResource, warehouse_engine: sa.Engi
         raise
     if user is not None:
         creds_store.record_auth_success(warehouse_engine, user.user_id)
+
+
+# Circuits whose units are written per statement batch of a capture run: memory holds at most
+# this many circuits' units (plus the fetches in flight), whatever the size of the tenant.
+CAPTURE_BATCH_CIRCUITS = 200
+
+
+def bounded_in_order(pool, fn, items: list, *, window: int):
+    """Yield ``(item, future)`` in ``items`` order, with at most ``window`` submitted and not yet
+    consumed: the fetches run ahead of the writes by a bounded amount, so their results never
+    pile up in memory. A future is dropped once yielded."""
+    queue: deque = deque()
+    it = iter(items)
+    for item in it:
+        queue.append((item, pool.submit(fn, item)))
+        if len(queue) >= window:
+            break
+    while queue:
+        item, future = queue.popleft()
+        yield item, future
+        nxt = next(it, _END)  # the consumer is done with ``item``: one more may start
+        if nxt is not _END:
+            queue.append((nxt, pool.submit(fn, nxt)))
+
+
+_END = object()
 
 
 def _issues(row_issues) -> list[dict]:
@@ -242,10 +269,14 @@ def planned_unit_captures(
                 sa.text("SELECT work_order, coalesce(extension, '@') FROM circuits"
                         " WHERE work_order = ANY(:w)"), {"w": list(by_wo)}):
                 known_jobs[wo].add(ext)
-        captures: dict[int, list[PlannedUnit]] = {}
-        batches: list[Batch] = []
-        raw_rows: dict[str, dict[int, object]] = {}
-        with workstudio_session(workstudio, engine, config.run_as) as (client, secrets):
+        todo_by_id = {c.id: c for c in todo}
+        result = CaptureResult()
+        pending: dict[int, list[PlannedUnit]] = {}  # fetched, not yet written
+        processed = quarantined = 0
+        # One transaction for the whole step (a failure leaves no capture of this run), written
+        # in batches as the fetches come in: only a batch of circuits' units is ever in memory.
+        with workstudio_session(workstudio, engine, config.run_as) as (client, secrets), \
+                engine.begin() as conn:
             log.secrets = secrets
 
             def fetch(work_order: str):
@@ -253,29 +284,35 @@ def planned_unit_captures(
                 dataset = client.planned_units(work_order)
                 units_by_ext, row_issues = normalise_units(dataset.rows)
                 row_issues = dataset.rejected + dataset.renumber(row_issues)
-                if row_issues:
-                    raw_rows[work_order] = dataset.raw_rows()  # kept only where quarantined
-                return units_by_ext, row_issues
+                return units_by_ext, row_issues, dataset.raw_rows() if row_issues else None
+
+            def flush() -> None:
+                if pending:
+                    result.merge(store_captures(conn, pending, todo_by_id, captured_at=now,
+                                                run_trigger=trigger, run_id=context.run_id))
+                    pending.clear()
 
             # Bounded concurrency (resource setting) under the client's rate limit.
             with ThreadPoolExecutor(max_workers=workstudio.concurrency()) as pool:
-                futures = {wo: pool.submit(fetch, wo) for wo in by_wo}
-                for wo, future in futures.items():
+                for wo, future in bounded_in_order(pool, fetch, list(by_wo),
+                                                   window=2 * workstudio.concurrency()):
                     try:
-                        units_by_ext, row_issues = future.result()
+                        units_by_ext, row_issues, raw = future.result()
                     except (WorkStudioAuthError, WorkStudioSchemaError):
                         # Bad credentials or a changed view fail the whole sync, before any
-                        # capture is written; every other work order would fail alike.
+                        # capture is committed; every other work order would fail alike.
                         raise
                     except WorkStudioError as exc:
                         failures.append({"item": wo, "type": "work_order", "code": type(exc).__name__,
                                          "message": str(exc)})
                         context.log.warning(f"work order {wo}: {exc}")
                         continue
-                    issues += [{**i, "work_order": wo} for i in _issues(row_issues)]
                     if row_issues:
-                        batches.append(Batch("planned_units", PLANNED_UNITS_VIEW, wo,
-                                             raw_rows.pop(wo), row_issues))
+                        issues += [{**i, "work_order": wo} for i in _issues(row_issues)]
+                        # Bad rows are on record (own transaction) before their units are written.
+                        quarantined += quarantine(
+                            engine, [Batch("planned_units", PLANNED_UNITS_VIEW, wo, raw, row_issues)],
+                            sync_log_id=log.id, run_id=context.run_id)
                     jobs = {c.extension: c for c in by_wo[wo]}
                     for ext, units in units_by_ext.items():
                         if ext not in known_jobs.get(wo, set()):
@@ -285,17 +322,16 @@ def planned_unit_captures(
                                            "message": f"{len(units)} units of {wo}/{ext}: no such "
                                                       "circuit listed; not captured"})
                     for ext, job in jobs.items():
-                        captures[job.id] = units_by_ext.get(ext, [])
-        # Bad rows are on record before anything else is written.
-        quarantined = quarantine(engine, batches, sync_log_id=log.id, run_id=context.run_id)
-        with engine.begin() as conn:
-            result = store_captures(conn, captures, {c.id: c for c in todo}, captured_at=now,
-                                    run_trigger=trigger, run_id=context.run_id)
+                        pending[job.id] = units_by_ext.get(ext, [])
+                        processed += 1
+                    if len(pending) >= CAPTURE_BATCH_CIRCUITS:
+                        flush()
+            flush()
     except Exception as exc:
         log.fail(exc)
         log_events(context, log.events[1:])
         raise
-    counts = {"circuits_processed": len(captures), **result.counts(),
+    counts = {"circuits_processed": processed, **result.counts(),
               "work_orders_failed": len(failures), "rows_quarantined": quarantined}
     status = log.complete(counts, issues=issues, failures=failures)
     log_events(context, [*result.events, *(c.event() for c in result.stage_changes),

@@ -50,6 +50,17 @@ class CaptureResult:
     events: list[dict] = field(default_factory=list)  # planned_units_synced, NOTIFYed
     stage_changes: list[StageChange] = field(default_factory=list)
 
+    def merge(self, other: "CaptureResult") -> None:
+        """Add a later batch's result to this one."""
+        self.stored += other.stored
+        self.unchanged += other.unchanged
+        self.units += other.units
+        for k, v in other.triggers.items():
+            self.triggers[k] = self.triggers.get(k, 0) + v
+        self.snapshot_ids.update(other.snapshot_ids)
+        self.events += other.events
+        self.stage_changes += other.stage_changes
+
     def counts(self) -> dict[str, int]:
         return {"captures_stored": self.stored, "captures_unchanged": self.unchanged,
                 "units_captured": self.units,
