@@ -8,6 +8,8 @@ single-run backfill of the 365 days ending there with every derived daily asset,
 overlapping weeks. Days before the first sync have no history and build empty, so the figure
 is an upper bound for the per-day cost on days with data only over the synced window; the full
 bench (issue 7) syncs a whole year.
+
+``sync_weekdays`` and ``ranged_backfill`` are reused by the suite (bench/run.py).
 """
 
 from __future__ import annotations
@@ -29,6 +31,49 @@ from ws_tracker.warehouse.resource import WarehouseResource
 from ws_tracker_tests.e2e import start_harness
 
 
+def weekdays_ending(end: date, n: int) -> list[date]:
+    """The ``n`` weekdays ending at ``end`` (inclusive), oldest first."""
+    days, day = [], end
+    while len(days) < n:
+        if day.weekday() < 5:
+            days.append(day)
+        day -= timedelta(days=1)
+    return list(reversed(days))
+
+
+def sync_weekdays(url: str, sync_days: int, year_end: date) -> float:
+    """Sync the default world into ``url`` on ``sync_days`` weekdays ending at ``year_end``
+    (one daily-pipeline run each, at 17:30 New York); returns the seconds taken."""
+    h = start_harness(url)
+    try:
+        t0 = time.perf_counter()
+        for d in weekdays_ending(year_end, sync_days):
+            assert h.run(d).success
+        return time.perf_counter() - t0
+    finally:
+        h.server.stop()
+
+
+def ranged_backfill(url: str, year_end: date, days: int = 365) -> tuple[float, float]:
+    """One single-run backfill of the ``days`` daily partitions ending at ``year_end`` with
+    every derived daily asset, then of the overlapping weeks with every weekly asset.
+    Returns (daily seconds, weekly seconds)."""
+    first = year_end - timedelta(days=days - 1)
+    resources = {"warehouse": WarehouseResource(database_url=url)}
+    t0 = time.perf_counter()
+    daily = dg.materialize(DAILY_ASSETS, resources=resources, tags={
+        "dagster/asset_partition_range_start": first.isoformat(),
+        "dagster/asset_partition_range_end": year_end.isoformat()})
+    daily_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    weekly = dg.materialize(WEEKLY_ASSETS, resources=resources, tags={
+        "dagster/asset_partition_range_start": week_starting_of(first).isoformat(),
+        "dagster/asset_partition_range_end": week_starting_of(year_end).isoformat()})
+    weekly_s = time.perf_counter() - t0
+    assert daily.success and weekly.success
+    return daily_s, weekly_s
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sync-days", type=int, default=20)
@@ -40,32 +85,9 @@ def main() -> None:
         url = with_database(embedded.start(home), "bench")
         ensure_database(url)
         upgrade(url)
-        h = start_harness(url)
-        days, day = [], args.year_end
-        while len(days) < args.sync_days:
-            if day.weekday() < 5:
-                days.append(day)
-            day -= timedelta(days=1)
-        t0 = time.perf_counter()
-        for d in reversed(days):
-            assert h.run(d).success
-        sync_s = time.perf_counter() - t0
-        h.server.stop()
-
-        first = args.year_end - timedelta(days=364)
-        resources = {"warehouse": WarehouseResource(database_url=url)}
-        t0 = time.perf_counter()
-        daily = dg.materialize(DAILY_ASSETS, resources=resources, tags={
-            "dagster/asset_partition_range_start": first.isoformat(),
-            "dagster/asset_partition_range_end": args.year_end.isoformat()})
-        daily_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        weekly = dg.materialize(WEEKLY_ASSETS, resources=resources, tags={
-            "dagster/asset_partition_range_start": week_starting_of(first).isoformat(),
-            "dagster/asset_partition_range_end": week_starting_of(args.year_end).isoformat()})
-        weekly_s = time.perf_counter() - t0
-        assert daily.success and weekly.success
-        print(f"synced {len(days)} weekdays in {sync_s:.1f} s")
+        sync_s = sync_weekdays(url, args.sync_days, args.year_end)
+        daily_s, weekly_s = ranged_backfill(url, args.year_end)
+        print(f"synced {args.sync_days} weekdays in {sync_s:.1f} s")
         print(f"backfill of 365 daily partitions x {len(DAILY_ASSETS)} assets: {daily_s:.1f} s")
         print(f"backfill of the overlapping weeks x {len(WEEKLY_ASSETS)} assets: {weekly_s:.1f} s")
         embedded.stop(home)
