@@ -89,8 +89,20 @@ def test_planners_link_to_users_else_count_distinct_circuits(engine):
 
 def test_run_queue_limits_keep_two_syncs_of_a_kind_apart():
     config = yaml.safe_load((REPO / "dagster.yaml").read_text())
-    limits = {l["key"]: l["limit"] for l in config["run_coordinator"]["config"]["tag_concurrency_limits"]}
+    assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    limits = {l["key"]: l["limit"] for l in config["concurrency"]["runs"]["tag_concurrency_limits"]}
     assert limits == {CIRCUIT_SYNC_TAG: 1, UNIT_SYNC_TAG: 1}
     tags = {job.name: set(job.tags) for job in JOBS}
     assert CIRCUIT_SYNC_TAG in tags["circuit_sync"] and UNIT_SYNC_TAG in tags["unit_sync"]
     assert {CIRCUIT_SYNC_TAG, UNIT_SYNC_TAG} <= tags["daily_pipeline"]
+    # Runs without those tags (an asset materialized from the UI's graph): the live assets'
+    # concurrency pools, one run in progress each.
+    from ws_tracker.definitions import defs
+    from ws_tracker.pipeline.assets import CIRCUIT_SYNC_POOL, UNIT_SYNC_POOL
+
+    assert config["concurrency"]["pools"] == {"granularity": "run", "default_limit": 1}
+    graph = defs.resolve_asset_graph()
+    pools = {key.to_user_string(): graph.get(key).pools for key in graph.get_all_asset_keys()}
+    assert pools["circuits"] == {CIRCUIT_SYNC_POOL}
+    assert pools["planned_unit_captures"] == {UNIT_SYNC_POOL}
+    assert all(not p for k, p in pools.items() if k not in ("circuits", "planned_unit_captures"))

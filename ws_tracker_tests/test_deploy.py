@@ -442,7 +442,7 @@ def test_helm_values_use_only_the_charts_keys(values):
 def test_helm_values_carry_the_settings_of_dagster_yaml(values):
     instance = yaml.safe_load((REPO / "dagster.yaml").read_text())
     queued = values["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]
-    ours = instance["run_coordinator"]["config"]
+    ours = instance["concurrency"]["runs"]  # the run queue's limits (dagster.yaml `concurrency`)
     assert instance["run_coordinator"]["class"] == "QueuedRunCoordinator"
     assert queued["maxConcurrentRuns"] == ours["max_concurrent_runs"]
     assert queued["tagConcurrencyLimits"] == ours["tag_concurrency_limits"] == [

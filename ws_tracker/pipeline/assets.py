@@ -132,6 +132,12 @@ def workstudio_session(workstudio: WorkStudioResource, warehouse_engine: sa.Engi
         creds_store.record_auth_success(warehouse_engine, user.user_id)
 
 
+# Concurrency pools (dagster.yaml `concurrency: pools:`, granularity run, limit 1): at most one
+# run holding each live asset is in progress, however it was launched: a job with the run-queue
+# tags, or a person materializing the asset from the UI's asset graph (a run without them).
+CIRCUIT_SYNC_POOL = "ws_tracker_circuit_sync"
+UNIT_SYNC_POOL = "ws_tracker_unit_sync"
+
 # Circuits whose units are written per statement batch of a capture run: memory holds at most
 # this many circuits' units (plus the fetches in flight), whatever the size of the tenant.
 CAPTURE_BATCH_CIRCUITS = 200
@@ -163,6 +169,7 @@ def _issues(row_issues) -> list[dict]:
 
 
 @dg.asset(
+    pool=CIRCUIT_SYNC_POOL,
     group_name=WORKSTUDIO_GROUP,
     kinds={"postgres"},
     owners=OWNERS,
@@ -228,6 +235,7 @@ def circuits(
 
 
 @dg.asset(
+    pool=UNIT_SYNC_POOL,
     group_name=WORKSTUDIO_GROUP,
     kinds={"postgres"},
     owners=OWNERS,
