@@ -23,9 +23,10 @@ from datetime import date, datetime, timezone
 from ws_tracker import config
 
 TABLES = (
-    "regions", "circuits", "circuit_history", "circuit_ui_states", "circuit_user",
-    "unlinked_planners", "planned_units_snapshots", "circuit_aggregates", "circuit_snapshots",
-    "planner_daily_aggregates", "regional_daily_aggregates", "sync_logs",
+    "regions", "circuits", "circuit_history", "circuit_ui_states", "circuit_stage_changes",
+    "circuit_user", "unlinked_planners", "planned_units_snapshots", "circuit_aggregates",
+    "circuit_snapshots", "planner_daily_aggregates", "regional_daily_aggregates", "sync_logs",
+    "quarantined_rows",
     "unit_types", "permission_statuses", "api_status_configs",
 )
 
