@@ -1,13 +1,14 @@
 """The benchmark suite of issue 7: run the registered benchmarks, write BENCHMARKS.md.
 
-    .venv/bin/python bench/run.py [--quick] [--only NAME ...] [--repeats N] [--output PATH]
+    .venv/bin/python bench/run.py [--quick] [--only NAME ... [--merge]] [--repeats N] [--output PATH]
 
 Each benchmark is set up once, then measured ``--repeats`` times (at least 3); BENCHMARKS.md
 (at the repository root unless ``--output`` says otherwise) gets the machine, the date, each
 figure's median with its min and max, the floors of the issue with PASS or FAIL on the medians,
 and the command that reproduces each figure. ``--quick`` shrinks the work (fewer calls, a
 smaller world, a shorter range) for development: its figures are not the suite's, and its
-report says so. The registry and how to add a benchmark: bench/suite.py.
+report says so. ``--only`` with ``--merge`` keeps the other benchmarks' floors and sections of
+the existing report. The registry and how to add a benchmark: bench/suite.py.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from suite import REGISTRY, Benchmark, Context, Session  # noqa: E402
 import bench_fetch  # noqa: E402,F401
 import bench_api_calls  # noqa: E402,F401
 import bench_pending  # noqa: E402,F401
+import bench_e2e  # noqa: E402,F401
+import bench_writes  # noqa: E402,F401
 import bench_backfill  # noqa: E402,F401
 
 MIN_REPEATS = 3
@@ -74,7 +77,7 @@ def machine(session: Session) -> list[tuple[str, str]]:
 
 
 def fmt(value: float, unit: str) -> str:
-    if unit in ("calls", "circuits", "days") and float(value).is_integer():
+    if unit in ("calls", "circuits", "days", "units") and float(value).is_integer():
         return f"{int(value):,}"
     if unit == "%":
         return f"{value:.1f} %"
@@ -168,6 +171,54 @@ def report(results: list[Result], args: argparse.Namespace, session: Session,
     return "\n".join(lines) + "\n"
 
 
+def _split(text: str) -> tuple[list[str], dict[str, list[str]], dict[str, list[str]]]:
+    """A report -> (lines before "## Machine", floor rows by benchmark, sections by benchmark)."""
+    head: list[str] = []
+    rows: dict[str, list[str]] = {}
+    sections: dict[str, list[str]] = {}
+    current: list[str] = head
+    part = "head"
+    for line in text.splitlines():
+        if line.startswith("## "):
+            title = line[3:]
+            if title in ("Machine", "Floors"):
+                part, current = title, []
+            else:
+                part, current = "bench", []
+                sections[title.split(":", 1)[0]] = current
+        elif part == "Floors" and line.startswith("| ") and not line.startswith("| benchmark "):
+            rows.setdefault(line[2:].split(" |", 1)[0], []).append(line)
+            continue
+        current.append(line)
+    return head, rows, sections
+
+
+def merge(new: str, old: str, ran: list[str]) -> str:
+    """``new`` (a report of ``ran`` only) with every other benchmark's floors and section kept
+    from ``old`` (the existing report), in registry order."""
+    new_head, new_rows, new_sections = _split(new)
+    _old_head, old_rows, old_sections = _split(old)
+    old_date = next((line for line in old.splitlines() if line.startswith("- Date: ")), "")
+    machine_and_rest = new[new.index("## Machine"):]
+    machine = machine_and_rest[:machine_and_rest.index("## Floors")].rstrip().splitlines()
+    kept = [n for n in REGISTRY if n not in ran and n in old_sections]
+    lines = new_head[:-1] + [
+        f"- Merged (`--merge`): {', '.join(ran)} measured in this run; "
+        f"{', '.join(kept) or 'nothing'} kept from the previous report "
+        f"({old_date[2:] or 'date unknown'}), measured on the same machine.", ""]
+    lines += machine + ["", "## Floors", "", "| benchmark | floor | median | verdict |",
+                        "|---|---|---|---|"]
+    for name in REGISTRY:
+        lines += (new_rows if name in ran else old_rows).get(name, [])
+    for name in REGISTRY:
+        section = (new_sections if name in ran else old_sections).get(name)
+        if section is not None:  # its "## name: title" line first
+            while section and section[-1] == "":
+                section = section[:-1]
+            lines += [""] + section
+    return "\n".join(lines).rstrip() + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
@@ -177,7 +228,12 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=MIN_REPEATS,
                         help=f"measured runs per benchmark (at least {MIN_REPEATS})")
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
+    parser.add_argument("--merge", action="store_true",
+                        help="with --only: keep the other benchmarks' floors and sections from "
+                             "the existing --output file (same mode only)")
     args = parser.parse_args()
+    if args.merge and not args.only:
+        parser.error("--merge goes with --only")
     if args.repeats < MIN_REPEATS:
         parser.error(f"--repeats must be at least {MIN_REPEATS} (medians of >= 3 runs)")
 
@@ -219,6 +275,12 @@ def main() -> int:
         sys.stderr.flush()
         os.dup2(stderr.fileno(), 2)
         os.close(log_fd)
+    if args.merge and args.output.exists():
+        old = args.output.read_text()
+        if ("QUICK MODE" in old) != args.quick:
+            print("--merge: the existing report is of the other mode; not merged")
+        else:
+            text = merge(text, old, [r.bench.name for r in results])
     args.output.write_text(text)
     print(f"wrote {args.output}")
     return 1 if failed else 0
