@@ -78,53 +78,51 @@ def _ours(url: str, captures, circuits) -> float:
         engine.dispose()
 
 
-def _per_row(url: str, rows: list[tuple]) -> float:
+@contextmanager
+def _driver(url: str):
+    """A psycopg 3 connection of its own (the earlier pattern and COPY bypass SQLAlchemy)."""
     engine = make_engine(url)
+    try:
+        raw = engine.raw_connection()
+        try:
+            yield raw.driver_connection
+        finally:
+            raw.close()
+    finally:
+        engine.dispose()
+
+
+def _per_row(url: str, rows: list[tuple]) -> float:
     ins = (f"INSERT INTO planned_units_snapshots ({', '.join(COLS)}) VALUES "
            f"({', '.join(['%s'] * len(COLS))})")
     upd = ("UPDATE planned_units_snapshots SET work_order = %s, extension = %s,"
            " snapshot_trigger = %s, content_hash = %s, unit_count = %s, api_status = %s,"
            " percent_complete = %s, raw_json = %s, dagster_run_id = %s, updated_at = now()"
            " WHERE id = %s")
-    try:
-        raw = engine.raw_connection()
-        try:
-            pg = raw.driver_connection
-            t0 = time.perf_counter()
-            with pg.cursor() as cur:
-                for r in rows:
-                    cur.execute("SELECT id FROM planned_units_snapshots"
-                                " WHERE circuit_id = %s AND captured_at = %s", (r[0], r[8]))
-                    found = cur.fetchone()
-                    if found is None:
-                        cur.execute(ins, r)
-                    else:
-                        cur.execute(upd, (*r[1:8], r[9], r[10], found[0]))
-            pg.commit()
-            return time.perf_counter() - t0
-        finally:
-            raw.close()
-    finally:
-        engine.dispose()
+    with _driver(url) as pg:
+        t0 = time.perf_counter()
+        with pg.cursor() as cur:
+            for r in rows:
+                cur.execute("SELECT id FROM planned_units_snapshots"
+                            " WHERE circuit_id = %s AND captured_at = %s", (r[0], r[8]))
+                found = cur.fetchone()
+                if found is None:
+                    cur.execute(ins, r)
+                else:
+                    cur.execute(upd, (*r[1:8], r[9], r[10], found[0]))
+        pg.commit()
+        return time.perf_counter() - t0
 
 
 def _copy(url: str, rows: list[tuple]) -> float:
-    engine = make_engine(url)
-    try:
-        raw = engine.raw_connection()
-        try:
-            pg = raw.driver_connection
-            t0 = time.perf_counter()
-            with pg.cursor() as cur:
-                with cur.copy(f"COPY planned_units_snapshots ({', '.join(COLS)}) FROM STDIN") as cp:
-                    for r in rows:
-                        cp.write_row(r)
-            pg.commit()
-            return time.perf_counter() - t0
-        finally:
-            raw.close()
-    finally:
-        engine.dispose()
+    with _driver(url) as pg:
+        t0 = time.perf_counter()
+        with pg.cursor() as cur:
+            with cur.copy(f"COPY planned_units_snapshots ({', '.join(COLS)}) FROM STDIN") as cp:
+                for r in rows:
+                    cp.write_row(r)
+        pg.commit()
+        return time.perf_counter() - t0
 
 
 def _count(url: str) -> tuple[int, int]:
