@@ -470,6 +470,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--username", default=config.SIMULATOR_USERNAME)
     s.add_argument("--password", default=config.SIMULATOR_PASSWORD)
     p.set_defaults(func=cmd_simulator)
+
+    from ws_tracker import cli_imports
+
+    cli_imports.register(sub)
     return parser
 
 

@@ -742,7 +742,7 @@ def base(engine):
 # --------------------------------------------------------------------------------------- tests
 
 def test_heads_is_single_linear_head():
-    assert migrate.heads() == ["0006_quarantined_rows"]
+    assert migrate.heads() == ["0008_people_access"]
 
 
 def test_upgrade_from_empty_creates_every_table_and_versions_in_our_table(empty_db_url):
@@ -767,7 +767,7 @@ def test_upgrade_from_empty_creates_every_table_and_versions_in_our_table(empty_
             assert versions == migrate.heads()
     finally:
         eng.dispose()
-    assert migrate.current(empty_db_url) == "0006_quarantined_rows"
+    assert migrate.current(empty_db_url) == "0008_people_access"
 
 
 def test_step_by_step_upgrade_schema_then_reference_data(empty_db_url):
