@@ -6,7 +6,10 @@
     ws-tracker dev                                  the Dagster UI (dagster dev) on the same defaults
     ws-tracker circuits edit JOB_GUID FIELD=VALUE.. a person's edit (kept by normal syncs)
     ws-tracker circuits stage WO[/EXT] STAGE        a person sets a workflow stage
-    ws-tracker credentials new-key | set | rotate   per-user WorkStudio credentials
+    ws-tracker circuits exclude | include JOB_GUID  leave a circuit out of reporting, or back in
+    ws-tracker users add | list | link-planner      people, their regions, their planner link
+    ws-tracker credentials new-key | set | check | list | rotate   per-user WorkStudio credentials
+    ws-tracker access grant | revoke | list         region-limited PostgreSQL logins for analysts
     ws-tracker db migrate | url | stop              the warehouse
     ws-tracker simulator serve --port P [...]       the WorkStudio simulator: scale, latency, faults
 """
@@ -286,6 +289,8 @@ def cmd_circuits(args: argparse.Namespace) -> int:
     upgrade(url)
     if args.circuits_command == "stage":
         return _set_stage(engine_for(url), args)
+    if args.circuits_command in ("exclude", "include"):
+        return _set_excluded(engine_for(url), args)
     try:
         changes = parse_assignments(args.assignments)
         with engine_for(url).begin() as conn:
@@ -322,6 +327,134 @@ def _set_stage(engine, args: argparse.Namespace) -> int:
     return 0
 
 
+def _set_excluded(engine, args: argparse.Namespace) -> int:
+    from ws_tracker.warehouse.exclusions import ExclusionError, set_excluded
+
+    excluded = args.circuits_command == "exclude"
+    try:
+        with engine.begin() as conn:
+            change = set_excluded(conn, args.circuit, excluded=excluded, by_email=args.by,
+                                  reason=getattr(args, "reason", None),
+                                  at=datetime.now(timezone.utc))
+    except ExclusionError as exc:
+        print(f"ws-tracker: error: {exc}", file=sys.stderr)
+        return 2
+    name = f"{change.work_order}/{change.extension or '@'} ({change.job_guid})"
+    if not change.changed:
+        _print(f"{name}: already {'excluded for that reason' if excluded else 'included'}; "
+               "nothing changed")
+        return 0
+    if excluded:
+        _print(f"{name}: excluded by {args.by.strip()} ({change.after['exclusion_reason']}); "
+               f"audit row {change.audit_id}. Rollups leave it out from their next build "
+               "(`ws-tracker backfill` rebuilds past days)")
+    else:
+        _print(f"{name}: included again by {args.by.strip()}; audit row {change.audit_id}. "
+               "Rollups count it from their next build")
+    return 0
+
+
+# ----------------------------------------------------------------------------- users
+def _warehouse():
+    from ws_tracker.warehouse.migrate import upgrade
+    from ws_tracker.warehouse.resource import engine_for, resolve_database_url
+
+    url = resolve_database_url()
+    upgrade(url)
+    return engine_for(url)
+
+
+def _link_line(link) -> str:
+    planner = (f"unlinked planner row {link.unlinked_planner_id} linked"
+               if link.unlinked_planner_id else "no unlinked planner row (later syncs link it)")
+    return (f"  {link.ws_username} -> {link.email}: {planner}; {link.circuits_linked} circuit "
+            f"link(s) created ({link.circuits_held} held); planner rows re-keyed: "
+            f"{link.planner_daily_rekeyed} daily, {link.planner_weekly_rekeyed} weekly")
+
+
+def cmd_users(args: argparse.Namespace) -> int:
+    from ws_tracker.warehouse import people
+
+    engine = _warehouse()
+    now = datetime.now(timezone.utc)
+    try:
+        if args.users_command == "add":
+            with engine.begin() as conn:
+                result = people.add_user(conn, args.email, args.name, ws_username=args.ws_username,
+                                         regions=args.region or [],
+                                         default_region=args.default_region, by_email=args.by,
+                                         at=now)
+            _print(f"added user {result.user_id} {result.email}; regions: "
+                   + (", ".join(result.regions) or "(none: a region-limited login sees nothing)"))
+            if result.link is not None:
+                _print(_link_line(result.link))
+        elif args.users_command == "link-planner":
+            with engine.begin() as conn:
+                link = people.link_planner(conn, args.ws_username, args.email, by_email=args.by,
+                                           at=now)
+            _print(_link_line(link) if link.changed else
+                   f"  {link.ws_username} was already linked to {link.email}; nothing changed")
+        else:
+            with engine.connect() as conn:
+                rows = people.list_users(conn)
+            _print(f"{'email':32} {'name':24} {'ws_username':24} {'admin':5} {'credentials':11} "
+                   f"{'logins':16} regions")
+            for r in rows:
+                regions = ", ".join(r.regions) or "-"
+                if r.default_region:
+                    regions += f" (default {r.default_region})"
+                _print(f"{r.email:32} {r.name:24} {r.ws_username or '-':24} "
+                       f"{'yes' if r.is_admin else 'no':5} {r.credentials:11} "
+                       f"{', '.join(r.logins) or '-':16} {regions}")
+            _print(f"{len(rows)} user(s)")
+    except people.PeopleError as exc:
+        print(f"ws-tracker: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+# ----------------------------------------------------------------------------- access
+def cmd_access(args: argparse.Namespace) -> int:
+    from ws_tracker.warehouse import access
+
+    engine = _warehouse()
+    now = datetime.now(timezone.utc)
+    try:
+        if args.access_command == "grant":
+            password = None
+            if args.password_stdin:
+                password = sys.stdin.readline().rstrip("\r\n")
+                if not password:
+                    print("ws-tracker: error: --password-stdin given but standard input held no "
+                          "password", file=sys.stderr)
+                    return 2
+            with engine.begin() as conn:
+                g = access.grant(conn, args.email, args.login, admin=args.admin,
+                                 password=password, by_email=args.by, at=now)
+            scope = ("every region (admin)" if g.is_admin else
+                     ", ".join(g.regions) if g.regions else "no region: it sees no regional row")
+            _print(f"{'created' if g.created_role else 'updated'} login {g.login} for {g.email} "
+                   f"in {access.ANALYST}; it reads {scope}"
+                   + ("; password set" if password else ""))
+        elif args.access_command == "revoke":
+            with engine.begin() as conn:
+                logins = access.revoke(conn, args.email, args.login, by_email=args.by, at=now)
+            _print(f"revoked {', '.join(logins)}: out of {access.ANALYST}, NOLOGIN")
+        else:
+            with engine.connect() as conn:
+                rows = access.list_access(conn)
+            _print(f"{'login':20} {'email':32} {'admin':5} {'login?':6} {'group?':6} regions")
+            for r in rows:
+                _print(f"{r.login:20} {r.email:32} {'yes' if r.is_admin else 'no':5} "
+                       f"{'yes' if r.can_login else 'no':6} {'yes' if r.in_group else 'no':6} "
+                       f"{'(all)' if r.is_admin else ', '.join(r.regions) or '(none)'}")
+            _print(f"{len(rows)} analyst login(s)")
+    except access.AccessError as exc:
+        print(f"ws-tracker: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 # ----------------------------------------------------------------------------- credentials
 def cmd_credentials(args: argparse.Namespace) -> int:
     from ws_tracker.warehouse import credentials as store
@@ -348,6 +481,30 @@ def cmd_credentials(args: argparse.Namespace) -> int:
             with engine_for(url).begin() as conn:
                 n = store.rotate_keys(conn)
             _print(f"re-encrypted {n} credential row(s) with the first key of {store.ENV_VAR}")
+        elif args.cred_command == "check":
+            base_url = args.base_url or config.workstudio_settings().base_url
+            if not base_url:
+                print(f"ws-tracker: error: no WorkStudio to check against: set "
+                      f"{config.ENV_WS_BASE_URL} or give --base-url", file=sys.stderr)
+                return 2
+            result = store.check_user_credentials(engine_for(url), args.email, base_url,
+                                                  at=datetime.now(timezone.utc))
+            if result.valid is None:
+                print(f"ws-tracker: error: {result.email}: {result.message} (not recorded as a "
+                      "credentials failure)", file=sys.stderr)
+                return 3
+            _print(f"{result.email}: {result.message}")
+            return 0 if result.valid else 1
+        elif args.cred_command == "list":
+            with engine_for(url).connect() as conn:
+                rows = store.list_credentials(conn)
+            _print(f"{'email':32} {'valid':5} {'fails':5} {'validated_at':25} last_used_at")
+            for r in rows:
+                _print(f"{r.email:32} {'yes' if r.is_valid else 'NO':5} {r.fail_count:5} "
+                       f"{r.validated_at.isoformat(timespec='seconds') if r.validated_at else '-':25} "
+                       f"{r.last_used_at.isoformat(timespec='seconds') if r.last_used_at else '-'}")
+            _print(f"{len(rows)} user(s) with stored credentials, "
+                   f"{sum(r.is_valid for r in rows)} valid")
     except (store.CredentialsError, ValueError) as exc:
         print(f"ws-tracker: error: {exc}", file=sys.stderr)
         return 2
@@ -424,7 +581,55 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("stage", metavar="STAGE",
                     help="active, pending_permissions, qc, rework or closed")
     st.add_argument("--by", metavar="EMAIL", help="the user setting it (users.email)")
+    ex = csub.add_parser("exclude", help="leave a circuit out of every rollup and reporting view "
+                         "(audited)")
+    ex.add_argument("circuit", metavar="JOB_GUID", help="a job GUID (WORK_ORDER[/EXT] works too)")
+    ex.add_argument("--reason", required=True, help="why it is left out")
+    ex.add_argument("--by", metavar="EMAIL", required=True, help="the user excluding it")
+    inc = csub.add_parser("include", help="take an excluded circuit back into reporting (audited)")
+    inc.add_argument("circuit", metavar="JOB_GUID", help="a job GUID (WORK_ORDER[/EXT] works too)")
+    inc.add_argument("--by", metavar="EMAIL", required=True, help="the user including it")
     p.set_defaults(func=cmd_circuits)
+
+    p = sub.add_parser("users", help="people: users, their regions, their WorkStudio planner link")
+    usub = p.add_subparsers(dest="users_command", required=True)
+    ua = usub.add_parser("add", help="add a user (and link their WorkStudio planner)")
+    ua.add_argument("email")
+    ua.add_argument("--name", required=True)
+    ua.add_argument("--ws-username", metavar="DOMAIN\\user",
+                    help="their WorkStudio username: links the planner (SS_TAKENBY)")
+    ua.add_argument("--region", action="append", metavar="NAME",
+                    help="a region they may see (name or code; repeatable)")
+    ua.add_argument("--default-region", metavar="NAME", help="their default region (also one of "
+                    "their regions)")
+    ua.add_argument("--by", metavar="EMAIL", help="the user making the change (audit)")
+    usub.add_parser("list", help="list users, regions, planner links, credentials, logins")
+    ul = usub.add_parser("link-planner", help="link a WorkStudio planner to an existing user")
+    ul.add_argument("ws_username", metavar="WS_USERNAME", help="DOMAIN\\user")
+    ul.add_argument("email", metavar="EMAIL")
+    ul.add_argument("--by", metavar="EMAIL", help="the user making the change (audit)")
+    p.set_defaults(func=cmd_users)
+
+    p = sub.add_parser("access", help="region-limited PostgreSQL logins for analysts (RLS)")
+    asub = p.add_subparsers(dest="access_command", required=True)
+    ag = asub.add_parser("grant", help="create or update a login in ws_tracker_analyst limited "
+                         "to the user's regions")
+    ag.add_argument("email")
+    ag.add_argument("--login", required=True, metavar="NAME",
+                    help="the PostgreSQL role name (lower-case letters, digits, _)")
+    ag.add_argument("--admin", action=argparse.BooleanOptionalAction, default=None,
+                    help="--admin: the user sees every region; --no-admin: only theirs "
+                         "(default: unchanged)")
+    ag.add_argument("--password-stdin", action="store_true",
+                    help="set the login's password from standard input (servers that need one)")
+    ag.add_argument("--by", metavar="EMAIL", help="the user making the change (audit)")
+    ar = asub.add_parser("revoke", help="take a user's login(s) out of ws_tracker_analyst and "
+                         "make them NOLOGIN")
+    ar.add_argument("email")
+    ar.add_argument("--login", metavar="NAME", help="only this login (default: all of the user's)")
+    ar.add_argument("--by", metavar="EMAIL", help="the user making the change (audit)")
+    asub.add_parser("list", help="analyst logins, their users and regions")
+    p.set_defaults(func=cmd_access)
 
     p = sub.add_parser("credentials", help="per-user WorkStudio credentials (encrypted)")
     credsub = p.add_subparsers(dest="cred_command", required=True)
@@ -436,6 +641,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="read the password from standard input (never from the command line)")
     credsub.add_parser("rotate", help="re-encrypt every row with the first key of "
                        "WS_TRACKER_SECRET_KEY (set it to NEW,OLD first, then to NEW)")
+    ck = credsub.add_parser("check", help="verify a user's stored credentials against WorkStudio "
+                            "and record the result")
+    ck.add_argument("email")
+    ck.add_argument("--base-url", help="WorkStudio root (default: WORKSTUDIO_BASE_URL)")
+    credsub.add_parser("list", help="who has credentials stored and whether they are valid "
+                       "(never a secret)")
     p.set_defaults(func=cmd_credentials)
 
     p = sub.add_parser("db", help="the warehouse database")

@@ -42,6 +42,8 @@ from datetime import datetime
 import sqlalchemy as sa
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+from ws_tracker.warehouse import audit
+
 log = logging.getLogger(__name__)
 
 ENV_VAR = "WS_TRACKER_SECRET_KEY"
@@ -257,12 +259,16 @@ def set_user_credentials(conn: sa.Connection, email: str, username: str, passwor
             "enc_pass": encrypt(password, keys),
         },
     )
+    audit.record(conn, action="credentials.set", entity_type="user", entity_id=user_id,
+                 entity_key=email.strip(), after={"is_valid": True, "fail_count": 0})
     log.info("stored WorkStudio credentials for user id %s", user_id)
     return user_id
 
 
-def load_user_credentials(conn: sa.Connection, email: str) -> UserCredentials:
-    """A user's decrypted credentials; refuses ones marked invalid by a 401."""
+def load_user_credentials(conn: sa.Connection, email: str, *,
+                          allow_invalid: bool = False) -> UserCredentials:
+    """A user's decrypted credentials; refuses ones marked invalid by a 401 (unless
+    ``allow_invalid``: a deliberate ``credentials check`` may try them once more)."""
     user_id, stored_email = _find_user(conn, email)
     row = conn.execute(
         sa.text(
@@ -273,7 +279,7 @@ def load_user_credentials(conn: sa.Connection, email: str) -> UserCredentials:
     ).one_or_none()
     if row is None:
         raise NoCredentialsError(stored_email)
-    if not row.is_valid:
+    if not row.is_valid and not allow_invalid:
         raise CredentialsInvalidError(stored_email)
     keys = load_keys()
     return UserCredentials(
@@ -284,20 +290,24 @@ def load_user_credentials(conn: sa.Connection, email: str) -> UserCredentials:
     )
 
 
-def record_auth_failure(engine: sa.Engine, user_id: int, at: datetime | None = None) -> None:
+def record_auth_failure(engine: sa.Engine, user_id: int, at: datetime | None = None, *,
+                        checked: bool = False) -> None:
     """WorkStudio rejected the user's credentials (HTTP 401): mark them invalid.
 
     Own transaction, so it sticks even when the caller's work rolls back. Increments
     ``user_ws_credentials.fail_count`` and ``users.ws_credentials_fail_count``, sets
     ``users.ws_credentials_failed_at`` to ``at`` (default: the database's now()). A missing
     user or row is not an error (the failure being reported must not be masked).
+    ``checked``: the rejection came from ``credentials check``, so ``validated_at`` (when the
+    credentials were last verified, whatever the outcome) is set to ``at`` too.
     """
-    params = {"user_id": user_id, "at": at}
+    params = {"user_id": user_id, "at": at, "checked": checked}
     with engine.begin() as conn:
         conn.execute(
             sa.text(
                 "UPDATE user_ws_credentials SET is_valid = false, fail_count = fail_count + 1, "
-                "updated_at = now() WHERE user_id = :user_id"
+                "validated_at = CASE WHEN :checked THEN COALESCE(CAST(:at AS timestamptz), now()) "
+                "ELSE validated_at END, updated_at = now() WHERE user_id = :user_id"
             ),
             params,
         )
@@ -380,5 +390,80 @@ def rotate_keys(conn: sa.Connection) -> int:
             ),
             updates,
         )
+    audit.record(conn, action="credentials.rotate", entity_type="user_ws_credentials",
+                 after={"rows_reencrypted": len(updates)})
     log.info("re-encrypted %d WorkStudio credential row(s) with the current key", len(updates))
     return len(updates)
+
+
+# ---------------------------------------------------------------------------- check & list
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of ``check_user_credentials``. ``valid`` None: WorkStudio could not be
+    asked (network, server or protocol error), nothing was recorded."""
+
+    user_id: int
+    email: str
+    valid: bool | None
+    message: str
+
+
+def check_user_credentials(engine: sa.Engine, email: str, base_url: str, *,
+                           at: datetime | None = None, max_attempts: int = 3,
+                           backoff_base: float = 0.5, client_factory=None) -> CheckResult:
+    """Verify a user's stored credentials against WorkStudio (GETQUERY ``SELECT TOP 1 1 AS
+    test``, the spec's check) and record the outcome.
+
+    Accepted: is_valid true, validated_at (and last_used_at) = ``at``. HTTP 401: is_valid
+    false, fail_count + 1, validated_at = ``at``, and the user's lifetime counter. Anything
+    else (the service unreachable, 5xx after retries, an ERROR envelope) is reported with
+    ``valid`` None and recorded nowhere: it says nothing about the credentials. The check is
+    tried even when the stored credentials are marked invalid: it is one deliberate attempt.
+    """
+    from ws_tracker.rules.errors import WorkStudioAuthError, WorkStudioError
+    from ws_tracker.workstudio.client import WorkStudioClient
+
+    with engine.connect() as conn:
+        creds = load_user_credentials(conn, email, allow_invalid=True)
+    factory = client_factory or (lambda u, p: WorkStudioClient(
+        base_url, u, p, max_attempts=max_attempts, backoff_base=backoff_base,
+        connect_timeout=10.0, read_timeout=30.0, query_timeout=30.0))
+    try:
+        with factory(creds.username, creds.password.reveal()) as client:
+            client.check_credentials()
+    except WorkStudioAuthError:
+        record_auth_failure(engine, creds.user_id, at, checked=True)
+        valid, message = False, "rejected by WorkStudio (HTTP 401); marked invalid"
+    except WorkStudioError as exc:
+        # Messages of the client never hold the password (it redacts them).
+        return CheckResult(creds.user_id, creds.email, None,
+                           f"could not check: {type(exc).__name__}: {exc}")
+    else:
+        record_auth_success(engine, creds.user_id, at)
+        valid, message = True, "accepted by WorkStudio; marked valid"
+    with engine.begin() as conn:
+        audit.record(conn, action="credentials.check", entity_type="user",
+                     entity_id=creds.user_id, entity_key=creds.email, after={"is_valid": valid},
+                     at=at)
+    return CheckResult(creds.user_id, creds.email, valid, message)
+
+
+@dataclass(frozen=True)
+class CredentialsRow:
+    email: str
+    name: str
+    is_valid: bool
+    validated_at: datetime | None
+    last_used_at: datetime | None
+    fail_count: int
+    updated_at: datetime | None
+
+
+def list_credentials(conn: sa.Connection) -> list[CredentialsRow]:
+    """Who has stored credentials and their state; reads no encrypted column."""
+    rows = conn.execute(sa.text(
+        "SELECT u.email, u.name, c.is_valid, c.validated_at, c.last_used_at, c.fail_count,"
+        " c.updated_at FROM user_ws_credentials c JOIN users u ON u.id = c.user_id"
+        " ORDER BY u.email")).all()
+    return [CredentialsRow(*r) for r in rows]
