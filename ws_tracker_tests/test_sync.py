@@ -52,6 +52,37 @@ def test_steady_state_sync_fetches_only_changed_circuits(harness, engine):
     assert log["metrics"]["circuits_processed"] >= len(due)
 
 
+def test_unchanged_circuits_are_reverified_once_a_week_a_fifth_per_weekday(harness, engine):
+    monday = DAY
+    assert harness.run(monday).success
+    eligible_sql = ("SELECT job_guid, last_planned_units_synced_at FROM circuits WHERE deleted_at IS NULL"
+                    " AND api_status IN ('ACTIV', 'QC', 'REWRK') AND NOT is_excluded")
+    day, prev_at = monday, sync_instant(monday)
+    for _ in range(5):  # Tuesday .. next Monday, at 17:30
+        day += timedelta(days=3 if day.weekday() == 4 else 1)
+        at = sync_instant(day)
+        truth_before = {c["job_guid"]: c for c in harness.world.circuits_truth()}
+        harness.world.set_clock(at)
+        truth = {c["job_guid"]: c for c in harness.world.circuits_truth()}
+        changed_wos = {c["work_order"] for g, c in truth.items() if c["status"] in UNIT_STATUSES and (
+            g not in truth_before or c["edit_time"] > prev_at
+            or c["version"] != truth_before[g]["version"] or truth_before[g]["status"] != c["status"])}
+        harness.server.reset_stats()
+        assert harness.run(day).success
+        with engine.connect() as conn:
+            todays = conn.execute(sa.text(eligible_sql + " AND id % 5 = :d"),
+                                  {"d": day.weekday()}).all()
+        calls = _unit_calls(harness)
+        # On top of the changes: at most today's fifth (circuits.id % 5 = New York weekday).
+        assert calls - len(changed_wos) <= len(todays), (day, calls, len(changed_wos))
+        prev_at = at
+    # Five weekdays later every eligible circuit has been fetched since the first sync.
+    with engine.connect() as conn:
+        stale = [r.job_guid for r in conn.execute(sa.text(eligible_sql))
+                 if r.last_planned_units_synced_at <= sync_instant(monday)]
+    assert stale == []
+
+
 def test_force_fetches_every_circuit_again(harness):
     assert harness.run(DAY).success
     harness.server.reset_stats()

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
@@ -22,12 +23,29 @@ from ws_tracker.warehouse.workflow import StageChange, refresh_stages
 
 # Which circuits get their planned units fetched (business-rules.md).
 UNIT_SYNC_STATUSES = ("ACTIV", "QC", "REWRK")
+# The safety net for changes WorkStudio did not date (SS_EDITDATE and WSREQ_VERSION both
+# unmoved): an unchanged circuit is re-verified (its units fetched again) once a week, on its
+# own weekday: circuits.id modulo 5 (ids are dealt in insertion order, so each weekday holds
+# about a fifth of the circuits, and a circuit keeps its weekday for life). On its weekday a
+# circuit is refetched when its last fetch is older than STALE_AFTER (12 h), so exactly one of
+# the day's two runs takes it. A circuit whose weekday was missed (a holiday, a failed run) is
+# refetched once its last fetch is older than REVERIFY_AFTER, whatever the day. Before issue 7 every circuit
+# older than 12 h was refetched, i.e. the whole tenant every morning: about 70 % of a full
+# refetch's calls for a day on which 10 % of circuits changed (BENCHMARKS.md, api_calls).
 STALE_AFTER = timedelta(hours=12)
+REVERIFY_WEEKDAYS = 5  # Monday..Friday, New York time
+REVERIFY_AFTER = timedelta(days=7)
 # Syncs run 12 h apart (05:30 / 17:30). A run that starts a few minutes later than the one
-# before must not find every capture "older than 12 h" and refetch the whole tenant, so the
-# age limit has this much slack. Over a weekend (Fri 17:30 -> Mon 05:30) every circuit is
-# refetched: the weekly full refresh that catches changes WorkStudio did not date.
+# before must not find its captures "older than 12 h" and refetch them, so both age limits
+# have this much slack.
 STALE_SLACK = timedelta(minutes=30)
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+def reverify_slot(now: datetime) -> int:
+    """The re-verification slot of ``now``: its New York weekday 0-4, or -1 at a weekend."""
+    weekday = now.astimezone(NEW_YORK).weekday()
+    return weekday if weekday < REVERIFY_WEEKDAYS else -1
 
 
 @dataclass(frozen=True)
@@ -69,11 +87,13 @@ class CaptureResult:
 
 def circuits_needing_units(conn: sa.Connection, now: datetime, *, force: bool = False,
                            job_guids: list[str] | None = None, workflow_event: bool = False,
-                           stale_after: timedelta = STALE_AFTER) -> list[CircuitToCapture]:
-    """ACTIV/QC/REWRK, sync enabled, not excluded, and changed in WorkStudio since the last
-    capture, never captured, or last captured over 12 h ago; ``force`` takes every one of them
-    (and CLOSE circuits too). ``job_guids`` narrows to those circuits; with ``workflow_event``
-    they are captured whether or not they changed (a workflow event is a reason of its own)."""
+                           stale_after: timedelta = STALE_AFTER,
+                           reverify_after: timedelta = REVERIFY_AFTER) -> list[CircuitToCapture]:
+    """ACTIV/QC/REWRK, sync enabled, not excluded, and: changed in WorkStudio since the last
+    fetch, never captured, or due for its weekly re-verification (module constants); ``force``
+    takes every one of them (and CLOSE circuits too). ``job_guids`` narrows to those circuits;
+    with ``workflow_event`` they are captured whether or not they changed (a workflow event is
+    a reason of its own)."""
     statuses = list(UNIT_SYNC_STATUSES) + (["CLOSE"] if force else [])
     rows = conn.execute(
         sa.text(
@@ -81,13 +101,16 @@ def circuits_needing_units(conn: sa.Connection, now: datetime, *, force: bool = 
             " WHERE deleted_at IS NULL AND api_status = ANY(:st) AND planned_units_sync_enabled"
             " AND NOT is_excluded AND (CAST(:guids AS varchar[]) IS NULL OR job_guid = ANY(:guids))"
             " AND (:force OR :event OR last_planned_units_synced_at IS NULL"
-            "      OR last_planned_units_synced_at < :stale"
             "      OR api_modified_at > last_planned_units_synced_at"
-            "      OR api_version IS DISTINCT FROM last_planned_units_version)"
+            "      OR api_version IS DISTINCT FROM last_planned_units_version"
+            "      OR last_planned_units_synced_at < :overdue"
+            "      OR (id % :slots = :slot AND last_planned_units_synced_at < :stale))"
             " ORDER BY work_order, extension"
         ),
-        {"st": statuses, "force": force, "stale": now - stale_after - STALE_SLACK,
-         "guids": job_guids, "event": workflow_event and job_guids is not None},
+        {"st": statuses, "force": force, "guids": job_guids,
+         "event": workflow_event and job_guids is not None, "slots": REVERIFY_WEEKDAYS,
+         "slot": reverify_slot(now), "stale": now - stale_after - STALE_SLACK,
+         "overdue": now - reverify_after - STALE_SLACK},
     ).all()
     return [CircuitToCapture(r.id, r.job_guid, r.work_order, r.extension or "@", r.api_status,
                              float(r.percent_complete)) for r in rows]
