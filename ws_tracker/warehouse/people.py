@@ -74,7 +74,7 @@ def normalise_email(email: str) -> str:
 def normalise_ws_username(username: str) -> str:
     text = (username or "").strip()
     if not _WS_USERNAME.match(text):
-        raise PeopleError(f"not a WorkStudio username of the form DOMAIN\\user: {username!r}")
+        raise PeopleError(f"not a WorkStudio username of the form DOMAIN\\user: '{username}'")
     return text
 
 
@@ -165,7 +165,8 @@ def _check_username_free(conn: sa.Connection, ws_username: str, user_id: int | N
         "SELECT email FROM users WHERE lower(btrim(ws_username)) = lower(:w)"
         " AND id IS DISTINCT FROM :u"), {"w": ws_username, "u": user_id}).first()
     if other is not None:
-        raise PeopleError(f"WorkStudio username {ws_username!r} is already linked to {other.email!r}")
+        raise PeopleError(f"WorkStudio username '{ws_username}' is already linked to "
+                          f"{other.email!r}")
 
 
 def link_planner(conn: sa.Connection, ws_username: str, email: str, *,
@@ -176,7 +177,9 @@ def link_planner(conn: sa.Connection, ws_username: str, email: str, *,
     user = _user(conn, email)
     if user.ws_username and user.ws_username.strip().lower() != ws_username.lower():
         raise PeopleError(f"user {user.email!r} is already linked to WorkStudio username "
-                          f"{user.ws_username.strip()!r}; a user has one WorkStudio identity")
+                          f"'{user.ws_username.strip()}'; a user has one WorkStudio identity")
+    if user.ws_username:
+        ws_username = user.ws_username.strip()  # the same identity: keep the stored spelling
     _check_username_free(conn, ws_username, user.id)
     return _link(conn, user.id, user.email, ws_username, user, actor_id, actor, at)
 
