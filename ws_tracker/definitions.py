@@ -11,6 +11,7 @@ import dagster as dg
 from ws_tracker.config import ENV_WS_BASE_URL, ENV_WS_PASSWORD, ENV_WS_USERNAME
 from ws_tracker.pipeline.assets import ASSETS
 from ws_tracker.pipeline.checks import CHECKS
+from ws_tracker.pipeline.import_sensor import IMPORT_JOBS, IMPORT_SENSORS
 from ws_tracker.pipeline.jobs import JOBS
 from ws_tracker.pipeline.resources import ClockResource
 from ws_tracker.pipeline.schedules import SCHEDULES
@@ -23,9 +24,9 @@ def build_definitions() -> dg.Definitions:
     return dg.Definitions(
         assets=ASSETS,
         asset_checks=CHECKS,
-        jobs=JOBS,
+        jobs=JOBS + IMPORT_JOBS,
         schedules=SCHEDULES,
-        sensors=SENSORS,
+        sensors=SENSORS + IMPORT_SENSORS,
         resources={
             "workstudio": WorkStudioResource(
                 base_url=dg.EnvVar(ENV_WS_BASE_URL),

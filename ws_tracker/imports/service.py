@@ -23,6 +23,7 @@ from ws_tracker.imports.reader import (
     CsvStream,
     Heading,
     ImportFileError,
+    as_of_from_name,
     detect_kind,
     file_digest,
 )
@@ -229,6 +230,10 @@ def _commit_locked(engine, path, kind, digest, size, as_of, at, imported_by, sou
 
     today = today or datetime.now(NY).date()
     if as_of is None:
+        try:
+            as_of_from_name(path.name)
+        except ImportFileError as exc:
+            return _fail(engine, result, exc.code, f"{exc}; give --as-of YYYY-MM-DD")
         return _fail(engine, result, "no_as_of_date",
                      f"{path.name}: no as-of date. Name the file ..._YYYY-MM-DD.csv (the day the "
                      "export shows) or give --as-of YYYY-MM-DD")
