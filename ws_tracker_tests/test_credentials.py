@@ -393,3 +393,144 @@ def test_nothing_logged_or_raised_leaks(engine, monkeypatch, caplog):
     assert caplog.records, "expected some log lines to check"
     for record in caplog.records:
         assert_no_leak(record.getMessage(), PASSWORD, USERNAME, a, b)
+
+
+# ---------------------------------------------------------------------------- the commands:
+# `ws-tracker credentials set | check | list | rotate` against the simulator over real HTTP.
+
+@pytest.fixture
+def cli(db_url, monkeypatch, capsys):
+    """``ws-tracker ARGS`` in-process on db_url; returns (code, stdout, stderr), all kept."""
+    import io
+    import sys
+
+    from ws_tracker.cli import main
+
+    monkeypatch.setenv("WS_TRACKER_DATABASE_URL", db_url)
+    monkeypatch.delenv("WORKSTUDIO_BASE_URL", raising=False)
+    outputs: list[str] = []
+
+    def run(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin or ""))
+        code = main(list(args))
+        out = capsys.readouterr()
+        outputs.extend([out.out, out.err])
+        return code, out.out, out.err
+
+    run.outputs = outputs
+    return run
+
+
+@pytest.fixture
+def simulator():
+    from ws_tracker.simulator.server import SimulatorServer
+    from ws_tracker.simulator.world import World, WorldConfig
+
+    server = SimulatorServer(World(WorldConfig(circuits=5)), accounts={USERNAME: PASSWORD}).start()
+    yield server
+    server.stop()
+
+
+def table_texts(engine) -> str:
+    """Every row of every table in the warehouse, as text."""
+    with engine.connect() as conn:
+        tables = conn.execute(sa.text(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).scalars().all()
+        return "\n".join(t for name in tables for t in conn.execute(sa.text(
+            f'SELECT x::text FROM "{name}" x')).scalars())
+
+
+def test_check_records_accepted_and_rejected_credentials(engine, cli, simulator, key, caplog):
+    caplog.set_level(logging.DEBUG)
+    wrong = "Wrong-" + PASSWORD
+    uid = add_user(engine)
+    code, out, err = cli("credentials", "set", EMAIL, "--username", USERNAME, "--password-stdin",
+                         stdin=PASSWORD + "\n")
+    assert code == 0, err
+    code, out, err = cli("credentials", "check", EMAIL, "--base-url", simulator.base_url)
+    assert code == 0, err
+    assert "accepted by WorkStudio" in out
+    ok = cred_row(engine, uid)
+    assert (ok.is_valid, ok.fail_count) == (True, 0) and ok.validated_at is not None
+
+    assert cli("credentials", "set", EMAIL, "--username", USERNAME, "--password-stdin",
+               stdin=wrong + "\n")[0] == 0
+    code, out, err = cli("credentials", "check", EMAIL, "--base-url", simulator.base_url)
+    assert code == 1 and "rejected by WorkStudio (HTTP 401)" in out
+    bad = cred_row(engine, uid)
+    assert (bad.is_valid, bad.fail_count) == (False, 1) and bad.validated_at > ok.validated_at
+    assert user_row(engine, uid).ws_credentials_fail_count == 1
+    # A deliberate check tries invalid credentials once more, and counts the failure again.
+    assert cli("credentials", "check", EMAIL, "--base-url", simulator.base_url)[0] == 1
+    assert cred_row(engine, uid).fail_count == 2
+    assert simulator.stats()["unauthorized"] == 2
+
+    # WorkStudio out of reach: reported, not recorded as a credentials failure.
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}"
+    before = tuple(cred_row(engine, uid)), tuple(user_row(engine, uid))
+    code, out, err = cli("credentials", "check", EMAIL, "--base-url", closed)
+    assert code == 3 and "could not check" in err and "not recorded" in err
+    assert (tuple(cred_row(engine, uid)), tuple(user_row(engine, uid))) == before
+
+    code, out, err = cli("credentials", "list")
+    assert code == 0, err
+    line = next(line for line in out.splitlines() if line.startswith(EMAIL))
+    assert line.split()[1:3] == ["NO", "2"]
+    assert out.splitlines()[-1] == "1 user(s) with stored credentials, 0 valid"
+
+    with engine.connect() as conn:
+        audit = conn.execute(sa.text(
+            "SELECT action, after FROM audit_log ORDER BY id")).all()
+    assert [(a.action, a.after.get("is_valid")) for a in audit] == [
+        ("credentials.set", True), ("credentials.check", True), ("credentials.set", True),
+        ("credentials.check", False), ("credentials.check", False)]
+
+    # Unreadable everywhere: no output, log line or table holds the password, the username
+    # or the key in plaintext.
+    dump = table_texts(engine)
+    texts = cli.outputs + [r.getMessage() for r in caplog.records] + [dump]
+    for secret in (PASSWORD, wrong, USERNAME, key):
+        assert not any(secret in t for t in texts), secret
+    assert EMAIL in dump  # the dump is real
+
+
+def test_check_and_set_refuse_clearly_without_a_key_a_user_or_a_workstudio(
+        engine, cli, simulator, monkeypatch, key):
+    add_user(engine)
+    assert cli("credentials", "set", EMAIL, "--username", USERNAME, "--password-stdin",
+               stdin=PASSWORD + "\n")[0] == 0
+    before = table_texts(engine)
+    code, _, err = cli("credentials", "check", EMAIL)
+    assert code == 2 and "set WORKSTUDIO_BASE_URL or give --base-url" in err
+    code, _, err = cli("credentials", "check", "ghost@example.com", "--base-url", simulator.base_url)
+    assert code == 2 and "no user with email 'ghost@example.com'" in err
+    monkeypatch.delenv(cr.ENV_VAR)
+    code, _, err = cli("credentials", "check", EMAIL, "--base-url", simulator.base_url)
+    assert code == 2 and f"{cr.ENV_VAR} is not set" in err
+    code, _, err = cli("credentials", "set", EMAIL, "--username", USERNAME, "--password-stdin",
+                       stdin="Another-" + PASSWORD + "\n")
+    assert code == 2 and f"{cr.ENV_VAR} is not set" in err
+    assert table_texts(engine) == before  # nothing stored, nothing lost, no plaintext fallback
+    assert simulator.stats()["requests"]["GETQUERY"] == 0
+
+
+def test_key_rotation_commands(engine, cli, simulator, monkeypatch, key):
+    add_user(engine)
+    assert cli("credentials", "set", EMAIL, "--username", USERNAME, "--password-stdin",
+               stdin=PASSWORD + "\n")[0] == 0
+    code, new, _ = cli("credentials", "new-key")
+    new = new.strip()
+    assert code == 0 and new != key
+    monkeypatch.setenv(cr.ENV_VAR, f"{new},{key}")
+    code, out, err = cli("credentials", "rotate")
+    assert code == 0 and "re-encrypted 1 credential row(s)" in out, err
+    monkeypatch.setenv(cr.ENV_VAR, new)
+    assert cli("credentials", "check", EMAIL, "--base-url", simulator.base_url)[0] == 0
+    monkeypatch.setenv(cr.ENV_VAR, key)  # the old key alone no longer opens them
+    code, _, err = cli("credentials", "check", EMAIL, "--base-url", simulator.base_url)
+    assert code == 2 and "cannot be decrypted" in err
+    assert not any(s in t for t in cli.outputs for s in (PASSWORD, USERNAME, key))
