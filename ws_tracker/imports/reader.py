@@ -12,7 +12,6 @@ from __future__ import annotations
 import codecs
 import csv
 import hashlib
-import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -190,22 +189,6 @@ def issue(row_number: int | None, column: str | None, value: Any, reason: str,
             "severity": severity, "code": code}
 
 
-class _CountingReader(io.RawIOBase):
-    """A binary file that counts the bytes handed out: progress without tell()."""
-
-    def __init__(self, raw) -> None:
-        self._raw = raw
-        self.count = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        n = self._raw.readinto(buffer)
-        self.count += n or 0
-        return n
-
-
 class CsvStream:
     """Rows of one CSV export, streamed: ``with CsvStream(path, kind) as s: for row in s: ...``.
 
@@ -213,7 +196,9 @@ class CsvStream:
     whose values are keyed by canonical column names. Ragged rows (more or fewer fields than
     the heading) come out flagged with an error issue, blank lines are counted and skipped,
     NUL and lone surrogates are replaced (PostgreSQL cannot store them) with a warning.
-    Bytes that are not valid in ``encoding`` fail the file, naming the line.
+    Bytes that are not valid in ``encoding`` fail the file, naming the line and position.
+    Lines are read as bytes and decoded one by one (so a decoding error names its line), which
+    suits UTF-8 and the single-byte encodings (cp1252, latin-1) exports are saved in.
     """
 
     def __init__(self, path: str | Path, kind: str, encoding: str = "utf-8-sig") -> None:
@@ -226,27 +211,19 @@ class CsvStream:
         self.blank_lines = 0
         self.rows_read = 0
         self.size = 0
+        self.bytes_read = 0
         self._raw = None
-        self._counter: _CountingReader | None = None
-        self._text = None
         self._reader = None
-
-    @property
-    def bytes_read(self) -> int:
-        return self._counter.count if self._counter else 0
 
     def __enter__(self) -> "CsvStream":
         csv.field_size_limit(max(csv.field_size_limit(), FIELD_SIZE_LIMIT))
         try:
-            self._raw = open(self.path, "rb", buffering=0)
+            self._raw = open(self.path, "rb", buffering=_CHUNK)
         except OSError as exc:
             raise ImportFileError("unreadable_file", f"cannot open: {exc.strerror or exc}",
                                   file=str(self.path)) from None
         self.size = self.path.stat().st_size
-        self._counter = _CountingReader(self._raw)
-        buffered = io.BufferedReader(self._counter, buffer_size=_CHUNK)
-        self._text = io.TextIOWrapper(buffered, encoding=self.encoding, newline="")
-        self._reader = csv.reader(self._text, strict=False)
+        self._reader = csv.reader(self._lines(), strict=False)
         first = self._next()
         if first is None:
             raise ImportFileError("empty_file", "the file is empty (no heading line)",
@@ -258,13 +235,26 @@ class CsvStream:
         self.close()
 
     def close(self) -> None:
-        for f in (self._text, self._raw):
+        if self._raw is not None:
+            self._raw.close()
+        self._raw = None
+
+    def _lines(self) -> Iterator[str]:
+        """The file's physical lines (line ends kept, as csv wants them), decoded."""
+        assert self._raw is not None
+        encoding = self.encoding
+        later = "utf-8" if encoding == "utf-8-sig" else encoding  # a BOM only opens a file
+        for number, raw in enumerate(self._raw, start=1):
+            self.bytes_read += len(raw)
             try:
-                if f is not None:
-                    f.close()
-            except Exception:  # closing after a decode error; nothing to keep
-                pass
-        self._text = self._raw = None
+                yield raw.decode(encoding)
+            except UnicodeDecodeError as exc:
+                raise ImportFileError(
+                    "bad_encoding", f"byte {raw[exc.start:exc.start + 1]!r} at position "
+                    f"{exc.start + 1} is not valid {self.encoding} ({exc.reason}); save the "
+                    "export as UTF-8 or give its encoding (--encoding cp1252)",
+                    file=self.path.name, line=number) from None
+            encoding = later
 
     def _next(self) -> list[str] | None:
         assert self._reader is not None
@@ -272,12 +262,6 @@ class CsvStream:
             return next(self._reader)
         except StopIteration:
             return None
-        except UnicodeDecodeError as exc:
-            raise ImportFileError(
-                "bad_encoding", f"bytes that are not valid {self.encoding} after line "
-                f"{self._reader.line_num} ({exc.reason}); save the export as UTF-8 or give "
-                "its encoding (--encoding cp1252)", file=self.path.name,
-                line=self._reader.line_num + 1) from None
         except csv.Error as exc:
             raise ImportFileError("bad_csv", f"unreadable CSV: {exc}", file=self.path.name,
                                   line=self._reader.line_num) from None

@@ -9,7 +9,6 @@ count), units of a circuit the warehouse does not know (error: nothing to attach
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,7 +89,8 @@ def _bump(counts: dict[str, int], key: str) -> None:
 
 
 def _renumber(issues: list[RowIssue], n: int) -> list[dict[str, Any]]:
-    return [dataclasses.replace(i, row_number=n).to_dict() for i in issues]
+    # (dataclasses.replace would re-run __post_init__ and repr the value a second time)
+    return [{**i.to_dict(), "row_number": n} for i in issues]
 
 
 class Validator:
