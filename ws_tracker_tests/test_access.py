@@ -165,7 +165,8 @@ def expected(engine, region_ids: list[int] | None, login: str, relations) -> dic
                     "DELETE FROM unlinked_planners p WHERE NOT EXISTS (SELECT 1 FROM circuits c"
                     " WHERE c.region_id = ANY(:r)"
                     " AND lower(btrim(c.taken_by)) = lower(btrim(p.ws_username)))"), r)
-                conn.execute(sa.text("DELETE FROM quarantined_rows"))
+                for t in ("quarantined_rows", "import_staging_rows", "data_imports"):
+                    conn.execute(sa.text(f"DELETE FROM {t}"))
                 conn.execute(sa.text("DELETE FROM analyst_logins WHERE login <> :l"), r)
                 by_circuit = _columns(conn, "circuit_id")
                 for t in sorted(by_circuit):
@@ -358,6 +359,7 @@ def test_every_regional_table_has_a_policy_and_every_view_runs_as_the_caller(eng
             "user_regions", "circuit_stage_changes"} <= regional
     missing = {t for t in regional if not protected.get(t)} | (regional - policies)
     assert missing == set(), "regional tables without RLS (enabled, not forced) or policy"
-    assert {"unlinked_planners", "audit_log", "analyst_logins", "quarantined_rows"} <= policies
+    assert {"unlinked_planners", "audit_log", "analyst_logins", "quarantined_rows",
+            "data_imports", "import_staging_rows"} <= policies
     assert views and all(views.values()), views
     assert group_writes == 0

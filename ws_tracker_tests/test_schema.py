@@ -182,6 +182,7 @@ ws_linked_at | timestamp | Yes
 default_region_id | bigint | Yes
 created_at | timestamp | Yes
 updated_at | timestamp | Yes
++ is_admin | boolean | No | false
 
 ## unit_types (seed)
 id | bigint | No
@@ -428,6 +429,27 @@ code | varchar(50) | No
 row_key | varchar(100) | Yes
 raw_row | jsonb | Yes
 created_at | timestamp | No | now()
+
+## audit_log (brief)
+id | bigint | No
+occurred_at | timestamp | No | now()
+actor_user_id | bigint | Yes
+actor | varchar | No
+action | varchar(50) | No
+entity_type | varchar(30) | No
+entity_id | bigint | Yes
+entity_key | varchar | Yes
+before | jsonb | Yes
+after | jsonb | Yes
+
+## analyst_logins (brief)
+id | bigint | No
+login | varchar(63) | No
+user_id | bigint | No
+granted_by | bigint | Yes
+granted_at | timestamp | No | now()
+created_at | timestamp | Yes | now()
+updated_at | timestamp | Yes | now()
 """
 
 # The 19 tables of the seed's ERD / column tables, plus circuit_history (the business rules),
@@ -440,6 +462,7 @@ SEED_TABLES = {
     "regional_daily_aggregates", "regional_weekly_aggregates",
 }
 ALL_TABLES = SEED_TABLES | {"circuit_history", "circuit_stage_changes", "quarantined_rows"}
+ALL_TABLES |= {"audit_log", "analyst_logins"}  # 0008: audit trail, region-limited logins
 
 # (index name, table, columns in order, unique). The first block is named by the seed.
 INDEXES = [
@@ -495,11 +518,18 @@ INDEXES = [
      ["circuit_id", "valid_from"], True),
     ("circuit_history_circuit_id_valid_to_index", "circuit_history",
      ["circuit_id", "valid_to"], False),
+    ("audit_log_entity_type_entity_id_index", "audit_log", ["entity_type", "entity_id"], False),
+    ("audit_log_occurred_at_index", "audit_log", ["occurred_at"], False),
+    ("analyst_logins_login_unique", "analyst_logins", ["login"], True),
+    ("analyst_logins_user_id_index", "analyst_logins", ["user_id"], False),
 ]
 SEED_INDEX_NAMES = [i[0] for i in INDEXES[:12]]
 
 # (constraint name, table, column, referenced table, ON DELETE rule)
 FOREIGN_KEYS = {
+    ("audit_log_actor_user_id_foreign", "audit_log", "actor_user_id", "users", "SET NULL"),
+    ("analyst_logins_user_id_foreign", "analyst_logins", "user_id", "users", "CASCADE"),
+    ("analyst_logins_granted_by_foreign", "analyst_logins", "granted_by", "users", "SET NULL"),
     ("users_default_region_id_foreign", "users", "default_region_id", "regions", "SET NULL"),
     ("circuits_parent_circuit_id_foreign", "circuits", "parent_circuit_id", "circuits", "SET NULL"),
     ("circuits_region_id_foreign", "circuits", "region_id", "regions", "NO ACTION"),

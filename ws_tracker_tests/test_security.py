@@ -39,6 +39,18 @@ REVIEWED = {
     ("warehouse/upsert.py", "distinct"), ("warehouse/upsert.py", "placeholders"),
     ("warehouse/upsert.py", "sets"), ("warehouse/upsert.py", "table"),
     ("warehouse/weekly.py", "', '.join(REGIONAL_STATE_COLUMNS)"),
+    # 0008: RLS DDL. Role and policy names and the predicates are module constants; tables
+    # and views come from the catalog and are quoted as identifiers (_quote / t).
+    ("warehouse/migrations/versions/0008_people_access.py", "ALL_REGIONS"),
+    ("warehouse/migrations/versions/0008_people_access.py", "ANALYST"),
+    ("warehouse/migrations/versions/0008_people_access.py", "NOT_ANALYST"),
+    ("warehouse/migrations/versions/0008_people_access.py", "OPEN_POLICY"),
+    ("warehouse/migrations/versions/0008_people_access.py", "REGIONS"),
+    ("warehouse/migrations/versions/0008_people_access.py", "SCOPE_POLICY"),
+    ("warehouse/migrations/versions/0008_people_access.py", "_quote(view)"),
+    ("warehouse/migrations/versions/0008_people_access.py", "predicate"),
+    ("warehouse/migrations/versions/0008_people_access.py", "t"),
+    ("warehouse/people.py", "table"),  # the two planner aggregate tables, a literal tuple
 }
 
 

@@ -35,7 +35,8 @@ Row-level security (RLS)
   with a ``region_id`` column (planner and regional aggregates, user_regions, sync_logs: a
   sync of all regions has region_id NULL and is hidden from a limited login),
   unlinked_planners (a planner holding a visible circuit), audit_log (rows about visible
-  circuits), analyst_logins (the login's own row), quarantined_rows (unrestricted logins only).
+  circuits), analyst_logins (the login's own row); quarantined_rows, data_imports and
+  import_staging_rows (raw rows of every region) are for unrestricted logins only.
   The circuit_id / region_id tables are found in the catalog when this revision runs, so the
   tables of earlier revisions (0007's too) are all covered; ws_tracker_tests/test_access.py
   fails if a later table with such a column is left without a policy.
@@ -123,7 +124,11 @@ SPECIAL: dict[str, str] = {
     ),
     "audit_log": f"{ALL_REGIONS} OR (entity_type = 'circuit' AND entity_id IN {VISIBLE_CIRCUITS})",
     "analyst_logins": f"{ALL_REGIONS} OR login = current_user",
+    # Diagnostics and import files hold raw rows of every region's circuits: unrestricted
+    # logins only.
     "quarantined_rows": ALL_REGIONS,
+    "data_imports": ALL_REGIONS,
+    "import_staging_rows": ALL_REGIONS,
 }
 NOT_ANALYST = "NOT pg_has_role(current_user, 'ws_tracker_analyst', 'MEMBER')"
 
@@ -150,7 +155,8 @@ def covered_tables() -> dict[str, str]:
     """Table -> the predicate of its analyst policy."""
     out = {t: BY_REGION for t in _tables_with("region_id")}
     out.update({t: BY_CIRCUIT for t in _tables_with("circuit_id")})
-    out.update(SPECIAL)
+    existing = _tables_with("id")
+    out.update({t: p for t, p in SPECIAL.items() if t in existing})
     return out
 
 
