@@ -8,7 +8,8 @@
   back. User-edited fields are kept as a normal sync keeps them.
 - planned units: one ``planned_units_snapshots`` capture per circuit, dated at the as-of
   instant, with the same normalised, deduplicated, sorted, hashed unit list as a live capture
-  (``rules.units.normalise_units`` per work order), stored only when it differs from the
+  (each row decoded by ``rules.units.unit_from_row`` at staging, duplicates resolved per work
+  order by the rule of ``rules.units.normalise_units``), stored only when it differs from the
   circuit's latest capture on or before that instant.
 
 Every row written carries ``data_import_id`` (lineage). A row another source (a live sync,
@@ -31,7 +32,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from ws_tracker.rules.circuits import CircuitRecord, region_key, resolve_parents
-from ws_tracker.rules.units import PlannedUnit, content_hash, normalise_units, unit_to_json
+from ws_tracker.rules.units import PlannedUnit, content_hash, unit_to_json, units_from_json
 from ws_tracker.warehouse.circuit_sync import (
     HISTORY_FIELDS,
     UNKNOWN_REGION,
@@ -56,7 +57,7 @@ NY = ZoneInfo("America/New_York")
 IMPORT_TIME = time(17, 30)
 CIRCUIT_BATCH = 500
 UNIT_BATCH_CIRCUITS = 200
-_DEDUPE_CODES = {"conflicting_duplicate_unit", "identical_duplicate_units"}
+UNIT_BATCH_UNITS = 10_000  # and at most about this many units per write batch
 MAX_EXAMPLES = 5
 
 Progress = Callable[[int], None]
@@ -352,21 +353,58 @@ def _splice_history(conn: sa.Connection, ids: dict[str, int], api_rows: dict[str
 # ----------------------------------------------------------------------------- planned units
 def _staged_work_orders(read: sa.Connection, import_id: int
                         ) -> Iterator[tuple[str, list[int], list[dict[str, Any]]]]:
-    """(work order, row numbers, raw rows) of the valid unit rows, one work order at a time."""
+    """(work order, row numbers, normalised units) of the valid unit rows, one work order at a
+    time, in file order within it."""
     rows = read.execution_options(stream_results=True, max_row_buffer=2000).execute(
-        sa.text("SELECT row_key, row_number, raw_row FROM import_staging_rows"
+        sa.text("SELECT row_key, row_number, normalised FROM import_staging_rows"
                 " WHERE data_import_id = :id AND valid ORDER BY row_key, row_number"),
         {"id": import_id})
-    key, numbers, raws = None, [], []
-    for row_key, number, raw in rows:
-        if row_key != key and raws:
-            yield key, numbers, raws
-            numbers, raws = [], []
+    key, numbers, units = None, [], []
+    for row_key, number, unit in rows:
+        if row_key != key and units:
+            yield key, numbers, units
+            numbers, units = [], []
         key = row_key
         numbers.append(number)
-        raws.append(raw)
-    if raws:
-        yield key, numbers, raws
+        units.append(unit)
+    if units:
+        yield key, numbers, units
+
+
+def _freshness(unit: PlannedUnit) -> tuple[date, date]:
+    return (unit.assessed_date or date.min, unit.audit_date or date.min)
+
+
+def dedupe_units(units: list[PlannedUnit], numbers: list[int], work_order: str,
+                 result: LoadResult) -> dict[str, list[PlannedUnit]]:
+    """One work order's units -> {extension: units sorted by id}, duplicates resolved as
+    ``rules.units.normalise_units`` resolves them (identical copies collapse; of conflicting
+    ones the latest by assessed/audit date wins, the later row on a tie). Staging already
+    holds each row decoded by ``unit_from_row``: decoding it again here would double the cost
+    of a large file, so the rule is applied to the decoded units."""
+    kept: dict[int, PlannedUnit] = {}
+    for unit, number in zip(units, numbers):
+        previous = kept.get(unit.unit_id)
+        if previous is None:
+            kept[unit.unit_id] = unit
+            continue
+        result.duplicate_rows += 1
+        if previous == unit:
+            reason = f"identical duplicate of unit {unit.unit_id}; collapsed"
+        else:
+            winner = unit if _freshness(unit) >= _freshness(previous) else previous
+            kept[unit.unit_id] = winner
+            differing = sorted(k for k, v in unit.model_dump().items()
+                               if getattr(previous, k) != v)
+            reason = (f"conflicting duplicate of unit {unit.unit_id} (fields {differing}); "
+                      f"kept the {'later' if winner is unit else 'earlier'} row")
+        if len(result.dedupe_issues) < MAX_EXAMPLES:
+            result.dedupe_issues.append({"row_number": number, "work_order": work_order,
+                                         "reason": reason})
+    grouped: dict[str, list[PlannedUnit]] = {}
+    for unit in sorted(kept.values(), key=lambda u: u.unit_id):
+        grouped.setdefault(unit.extension, []).append(unit)
+    return grouped
 
 
 def load_units(conn: sa.Connection, read: sa.Connection, import_id: int, at: datetime,
@@ -381,22 +419,16 @@ def load_units(conn: sa.Connection, read: sa.Connection, import_id: int, at: dat
     for (wo, ext), cid in circuits.items():
         jobs_of.setdefault(wo, []).append((ext, cid))
     batch: dict[int, list[PlannedUnit]] = {}
+    batch_units = 0
     stored_ids: list[int] = []
-    for work_order, numbers, raws in _staged_work_orders(read, import_id):
-        grouped, issues = normalise_units(raws)
-        for i in issues:
-            if i.code in _DEDUPE_CODES:
-                n = numbers[i.row_number - 1] if i.row_number else None
-                result.duplicate_rows += (int(i.value) if i.row_number is None
-                                          and str(i.value).isdigit() else 1)
-                if len(result.dedupe_issues) < MAX_EXAMPLES:
-                    result.dedupe_issues.append({"row_number": n, "work_order": work_order,
-                                                 "reason": i.reason})
+    for work_order, numbers, normalised in _staged_work_orders(read, import_id):
+        grouped = dedupe_units(units_from_json(normalised), numbers, work_order, result)
         for extension, units in grouped.items():
             cid = circuits.get((work_order, extension))
             if cid is None:  # validated at staging; a circuit cannot vanish in between
                 raise LookupError(f"no circuit {work_order}/{extension} for staged units")
             batch[cid] = units
+            batch_units += len(units)
             result.records += len(units)
         # The export lists a work order's jobs together, as the live view does: a job of it
         # with no rows has no units that day (a live sync stores that as an empty capture,
@@ -405,10 +437,10 @@ def load_units(conn: sa.Connection, read: sa.Connection, import_id: int, at: dat
             if extension not in grouped:
                 batch[cid] = []
         if progress:
-            progress(len(raws))
-        if len(batch) >= UNIT_BATCH_CIRCUITS:
+            progress(len(normalised))
+        if len(batch) >= UNIT_BATCH_CIRCUITS or batch_units >= UNIT_BATCH_UNITS:
             stored_ids += _capture_batch(conn, batch, labels, at, import_id, result)
-            batch = {}
+            batch, batch_units = {}, 0
     if batch:
         stored_ids += _capture_batch(conn, batch, labels, at, import_id, result)
     # New units may start or end a wait for permissions, as after a live capture.
