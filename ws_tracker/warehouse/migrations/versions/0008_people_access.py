@@ -130,7 +130,8 @@ SPECIAL: dict[str, str] = {
     "data_imports": ALL_REGIONS,
     "import_staging_rows": ALL_REGIONS,
 }
-NOT_ANALYST = "NOT pg_has_role(current_user, 'ws_tracker_analyst', 'MEMBER')"
+# In a sub-select: evaluated once per query, not once per row.
+NOT_ANALYST = "(SELECT NOT pg_has_role(current_user, 'ws_tracker_analyst', 'MEMBER'))"
 
 
 def _run(sql: str) -> None:
