@@ -7,7 +7,7 @@
     ws-tracker circuits edit JOB_GUID FIELD=VALUE.. a person's edit (kept by normal syncs)
     ws-tracker circuits stage WO[/EXT] STAGE        a person sets a workflow stage
     ws-tracker circuits exclude | include JOB_GUID  leave a circuit out of reporting, or back in
-    ws-tracker users add | list | link-planner      people, their regions, their planner link
+    ws-tracker users add | update | list | link-planner   people, regions, planner link
     ws-tracker credentials new-key | set | check | list | rotate   per-user WorkStudio credentials
     ws-tracker access grant | revoke | list         region-limited PostgreSQL logins for analysts
     ws-tracker db migrate | url | stop              the warehouse
@@ -388,6 +388,21 @@ def cmd_users(args: argparse.Namespace) -> int:
                    + (", ".join(result.regions) or "(none: a region-limited login sees nothing)"))
             if result.link is not None:
                 _print(_link_line(result.link))
+        elif args.users_command == "update":
+            regions = [] if args.no_regions else args.region
+            if args.no_regions and args.region:
+                print("ws-tracker: error: give --region or --no-regions, not both",
+                      file=sys.stderr)
+                return 2
+            with engine.begin() as conn:
+                before, after = people.update_user(
+                    conn, args.email, name=args.name, regions=regions,
+                    default_region=args.default_region, by_email=args.by, at=now)
+            if before == after:
+                _print(f"{args.email.strip()}: nothing changed")
+            else:
+                _print(f"{args.email.strip()}: " + "; ".join(
+                    f"{k}: {before[k]} -> {after[k]}" for k in after if before[k] != after[k]))
         elif args.users_command == "link-planner":
             with engine.begin() as conn:
                 link = people.link_planner(conn, args.ws_username, args.email, by_email=args.by,
@@ -603,6 +618,15 @@ def build_parser() -> argparse.ArgumentParser:
     ua.add_argument("--default-region", metavar="NAME", help="their default region (also one of "
                     "their regions)")
     ua.add_argument("--by", metavar="EMAIL", help="the user making the change (audit)")
+    uu = usub.add_parser("update", help="change a user's name, regions or default region")
+    uu.add_argument("email")
+    uu.add_argument("--name")
+    uu.add_argument("--region", action="append", metavar="NAME",
+                    help="the regions they may see, replacing the current set (repeatable)")
+    uu.add_argument("--no-regions", action="store_true", help="remove every region")
+    uu.add_argument("--default-region", metavar="NAME", help="their default region (added to "
+                    "their regions)")
+    uu.add_argument("--by", metavar="EMAIL", help="the user making the change (audit)")
     usub.add_parser("list", help="list users, regions, planner links, credentials, logins")
     ul = usub.add_parser("link-planner", help="link a WorkStudio planner to an existing user")
     ul.add_argument("ws_username", metavar="WS_USERNAME", help="DOMAIN\\user")

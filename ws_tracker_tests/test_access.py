@@ -243,6 +243,21 @@ def test_a_region_limited_login_sees_only_its_regions_and_cannot_write(
     # Nothing changed for the owner.
     assert expected(engine, None, login, relations) == everything
 
+    # Changing the user's regions changes what the login sees, at once.
+    assert cli("users", "update", "ann@example.com", "--region", data["regions"][3])[0] == 0
+    with engine.connect() as conn:
+        far = conn.execute(sa.text(
+            "SELECT count(*) FROM circuits c JOIN regions r ON r.id = c.region_id"
+            " WHERE r.name = :r"), {"r": data["regions"][3]}).scalar_one()
+    ann = _login_engine(db_url, login, password)
+    try:
+        with ann.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM circuits")).scalar_one() == far > 0
+            assert conn.execute(sa.text("SELECT name FROM regions")).scalars().all() == [
+                data["regions"][3]]
+    finally:
+        ann.dispose()
+
 
 def test_admin_sees_all_no_region_sees_nothing_and_revoke_ends_access(
         db_url, engine, data, cli, logins):

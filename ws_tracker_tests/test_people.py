@@ -278,3 +278,52 @@ def test_users_list(engine, cli):
     assert "ASPLUNDH\\other" in lines["lee@example.com"] and "Lehigh" in lines["lee@example.com"]
     assert " none " in lines["lee@example.com"]  # no credentials stored
     assert out.splitlines()[-1] == "3 user(s)"
+
+
+def test_users_update_changes_regions_and_is_audited(engine, cli):
+    _seed_planner(engine)
+    assert cli("users", "add", "lee@example.com", "--name", "Lee", "--region", "Lehigh",
+               "--default-region", "Central")[0] == 0
+
+    def state():
+        with engine.connect() as conn:
+            return (conn.execute(sa.text(
+                "SELECT array_agg(r.name ORDER BY r.name) FROM user_regions ur JOIN regions r"
+                " ON r.id = ur.region_id JOIN users u ON u.id = ur.user_id"
+                " WHERE u.email = 'lee@example.com'")).scalar(),
+                conn.execute(sa.text(
+                    "SELECT d.name FROM users u LEFT JOIN regions d ON d.id = u.default_region_id"
+                    " WHERE u.email = 'lee@example.com'")).scalar())
+
+    assert state() == (["Central", "Lehigh"], "Central")
+    code, out, err = cli("users", "update", "lee@example.com", "--region", "Lancaster",
+                         "--region", "lehigh", "--by", "boss@example.com")
+    assert code == 0, err
+    assert state() == (["Lancaster", "Lehigh"], None)  # Central went, and with it the default
+    code, out, err = cli("users", "update", "lee@example.com", "--default-region", "Harrisburg",
+                         "--name", "Lee Q")
+    assert code == 0, err
+    assert state() == (["Harrisburg", "Lancaster", "Lehigh"], "Harrisburg")
+    assert cli("users", "update", "lee@example.com", "--no-regions")[0] == 0
+    assert state() == (None, None)
+    code, out, _ = cli("users", "update", "lee@example.com", "--no-regions")
+    assert code == 0 and "nothing changed" in out
+    with engine.connect() as conn:
+        audits = conn.execute(sa.text(
+            "SELECT actor, before, after FROM audit_log WHERE action = 'user.update'"
+            " ORDER BY id")).all()
+    assert len(audits) == 3
+    assert audits[0].actor == "boss@example.com"
+    assert audits[0].before["regions"] == ["Central", "Lehigh"]
+    assert audits[1].after["name"] == "Lee Q" and audits[2].after["regions"] == []
+    before = _counts(engine)
+    for args, message in [
+        (["--region", "Atlantis"], "unknown region(s): 'Atlantis'"),
+        ([], "nothing to update"),
+        (["--region", "Lehigh", "--no-regions"], "not both"),
+    ]:
+        code, _, err = cli("users", "update", "lee@example.com", *args)
+        assert code == 2 and message in err
+    code, _, err = cli("users", "update", "ghost@example.com", "--name", "G")
+    assert code == 2 and "no user with email 'ghost@example.com'" in err
+    assert _counts(engine) == before

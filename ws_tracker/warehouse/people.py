@@ -160,6 +160,66 @@ def add_user(conn: sa.Connection, email: str, name: str, *, ws_username: str | N
     return result
 
 
+def _user_state(conn: sa.Connection, uid: int) -> dict:
+    row = conn.execute(sa.text(
+        "SELECT u.name, d.name AS default_region FROM users u"
+        " LEFT JOIN regions d ON d.id = u.default_region_id WHERE u.id = :u"), {"u": uid}).one()
+    regions = conn.execute(sa.text(
+        "SELECT r.name FROM user_regions ur JOIN regions r ON r.id = ur.region_id"
+        " WHERE ur.user_id = :u ORDER BY r.id"), {"u": uid}).scalars().all()
+    return {"name": row.name, "regions": list(regions), "default_region": row.default_region}
+
+
+def update_user(conn: sa.Connection, email: str, *, name: str | None = None,
+                regions: list[str] | tuple[str, ...] | None = None,
+                default_region: str | None = None, by_email: str | None = None,
+                at: datetime) -> tuple[dict, dict]:
+    """Change a user's name, regions (``regions`` replaces the set; ``[]`` empties it) or
+    default region (which becomes one of their regions). Returns (before, after); both equal
+    when nothing changed (then no audit row is written)."""
+    if name is None and regions is None and default_region is None:
+        raise PeopleError("nothing to update: give --name, --region, --no-regions or "
+                          "--default-region")
+    if name is not None and not name.strip():
+        raise PeopleError("--name must not be empty")
+    actor_id, actor = _actor(conn, by_email)
+    user = _user(conn, email)
+    before = _user_state(conn, user.id)
+    wanted = resolve_regions(conn, list(regions)) if regions is not None else None
+    default_id = None
+    if default_region is not None:
+        (default_id, default_name), = resolve_regions(conn, [default_region]).items()
+        if wanted is not None:
+            wanted.setdefault(default_id, default_name)
+    if name is not None:
+        conn.execute(sa.text("UPDATE users SET name = :n, updated_at = :t WHERE id = :u"
+                             " AND name IS DISTINCT FROM :n"),
+                     {"n": name.strip(), "t": at, "u": user.id})
+    if wanted is not None:
+        conn.execute(sa.text("DELETE FROM user_regions WHERE user_id = :u"
+                             " AND NOT (region_id = ANY(:r))"), {"u": user.id, "r": sorted(wanted)})
+    add = sorted(wanted) if wanted is not None else ([default_id] if default_id else [])
+    if add:
+        conn.execute(sa.text(
+            "INSERT INTO user_regions (user_id, region_id, created_at, updated_at)"
+            " VALUES (:u, :r, :t, :t) ON CONFLICT (user_id, region_id) DO NOTHING"),
+            [{"u": user.id, "r": r, "t": at} for r in add])
+    if default_id is not None:
+        conn.execute(sa.text("UPDATE users SET default_region_id = :d, updated_at = :t"
+                             " WHERE id = :u AND default_region_id IS DISTINCT FROM :d"),
+                     {"d": default_id, "t": at, "u": user.id})
+    elif wanted is not None:  # a default region the user no longer has is cleared
+        conn.execute(sa.text("UPDATE users SET default_region_id = NULL, updated_at = :t"
+                             " WHERE id = :u AND NOT (default_region_id = ANY(:r))"),
+                     {"t": at, "u": user.id, "r": sorted(wanted)})
+    after = _user_state(conn, user.id)
+    if after != before:
+        audit.record(conn, action="user.update", entity_type="user", entity_id=user.id,
+                     entity_key=user.email, before=before, after=after,
+                     actor_user_id=actor_id, actor=actor, at=at)
+    return before, after
+
+
 def _check_username_free(conn: sa.Connection, ws_username: str, user_id: int | None) -> None:
     other = conn.execute(sa.text(
         "SELECT email FROM users WHERE lower(btrim(ws_username)) = lower(:w)"
