@@ -102,12 +102,13 @@ class ProgressBar:
 
 
 # ----------------------------------------------------------------------------- helpers
-def _engine():
+def _engine(migrate: bool = True):
     from ws_tracker.warehouse.migrate import upgrade
     from ws_tracker.warehouse.resource import engine_for, resolve_database_url
 
     url = resolve_database_url()
-    upgrade(url)
+    if migrate:
+        upgrade(url)
     return engine_for(url)
 
 
@@ -135,11 +136,23 @@ def _error(message: str) -> int:
 
 # ----------------------------------------------------------------------------- preview
 def cmd_preview(args: argparse.Namespace) -> int:
+    import sqlalchemy as sa
+
     from ws_tracker.imports import ImportFileError, preview_file
 
+    # Read only: the warehouse gives the regions and circuits rows are checked against (it is
+    # not even migrated here); without it the file is still previewed, unchecked against them.
+    note = None
     try:
-        preview = preview_file(args.file, args.kind, engine=_engine(), sample_rows=args.rows,
-                               max_issues=args.max_issues, encoding=args.encoding)
+        try:
+            preview = preview_file(args.file, args.kind, engine=_engine(migrate=False),
+                                   sample_rows=args.rows, max_issues=args.max_issues,
+                                   encoding=args.encoding)
+        except sa.exc.DBAPIError as exc:
+            note = (f"warehouse not readable ({type(exc.orig).__name__}): regions and circuits "
+                    "were not checked")
+            preview = preview_file(args.file, args.kind, sample_rows=args.rows,
+                                   max_issues=args.max_issues, encoding=args.encoding)
     except (ImportFileError, LookupError) as exc:
         return _error(str(exc))
     t = preview.totals
@@ -158,6 +171,8 @@ def cmd_preview(args: argparse.Namespace) -> int:
         return 0
     out = print
     out(f"preview of {preview.file} ({preview.kind}): nothing is written")
+    if note:
+        out(f"note: {note}")
     out(f"headers recognised ({len(preview.heading.recognised)}): "
         + ", ".join(preview.heading.recognised))
     if preview.heading.unrecognised:

@@ -520,6 +520,7 @@ def test_import_folder_sensor_commits_dropped_exports(exports, engine, db_url, t
                                                       monkeypatch):
     from ws_tracker.pipeline.import_sensor import (
         IMPORT_FILE_TAG,
+        circuits_pending,
         import_file_job,
         import_folder_sensor,
     )
@@ -557,6 +558,17 @@ def test_import_folder_sensor_commits_dropped_exports(exports, engine, db_url, t
     assert not again.run_requests and "no new export" in again.skip_reason.skip_message
 
     resources = {"warehouse": WarehouseResource(database_url=db_url)}
+    # Runs may start out of order: units before the circuit list of their day. The units run
+    # sees that list waiting in the folder and retries (here once, without waiting).
+    eager = json.loads(json.dumps(requests[2].run_config))
+    eager["ops"]["import_file"]["config"].update(wait_for_circuits_retries=1,
+                                                 wait_for_circuits_seconds=0)
+    assert circuits_pending(engine, str(folder / "planned_units_2026-03-02.csv"), D1) == [
+        "circuits_2026-03-02.csv"]
+    early = import_file_job.execute_in_process(run_config=eager, resources=resources,
+                                               raise_on_error=False)
+    assert not early.success
+    assert any(e.event_type_value == "STEP_UP_FOR_RETRY" for e in early.all_events)
     undated = import_file_job.execute_in_process(
         run_config=requests[0].run_config, resources=resources, raise_on_error=False,
         tags={"dagster/sensor_name": "import_folder_sensor"})
@@ -566,6 +578,7 @@ def test_import_folder_sensor_commits_dropped_exports(exports, engine, db_url, t
             run_config=req.run_config, resources=resources,
             tags={"dagster/sensor_name": "import_folder_sensor"})
         assert run.success
+    assert circuits_pending(engine, str(folder / "planned_units_2026-03-02.csv"), D1) == []
     rows = _imports(engine)
     by_kind = {r.kind: r for r in rows}
     assert [r.status for r in rows] == ["transformed", "transformed"]  # one row per content

@@ -4,8 +4,11 @@
   starting with "." or "~" and files modified in the last few seconds, still being written,
   wait for a later tick). A new or changed file is hashed (SHA-256 of its bytes) and gets one
   ``import_file`` run with run key = the content hash, so the same content is never committed
-  twice by the sensor, whatever its name. Circuit lists are requested before planned units,
-  older days before newer ones (units need their circuits).
+  twice by the sensor, whatever its name (an undated file's key is ``<hash>:undated``: its run
+  only records the failure, and the same content renamed with a date still gets imported). Circuit lists are requested before planned units,
+  older days before newer ones (units need their circuits). Runs may still start in another
+  order: a planned-units run whose circuits are in a not-yet-imported circuit list of the same
+  day in the folder retries (every 30 s, 10 times) until that list is in.
 - Kind: from the heading (SS_JOBGUID -> circuits, SSUNITS_OBJECTID -> planned_units), else the
   name ("circuit" / "unit"). As-of date: the last YYYY-MM-DD in the file name
   (``circuits_2026-03-02.csv``). A file without one still gets its run, which records a failed
@@ -46,6 +49,35 @@ class ImportFileConfig(dg.Config):
     kind: Optional[str] = None  # None: from the heading or the name
     as_of: Optional[str] = None  # YYYY-MM-DD; None: a failed import, "no as-of date"
     content_hash: Optional[str] = None  # as the sensor saw it (the run key)
+    # Planned units whose circuits are in a circuit list of the same day lying in the same
+    # folder, not imported yet (its run is queued behind this one): retry this many times.
+    wait_for_circuits_retries: int = 10
+    wait_for_circuits_seconds: float = 30.0
+
+
+def circuits_pending(engine, units_path: str, as_of: Optional[date]) -> list[str]:
+    """Circuit-list exports of the same as-of day beside ``units_path`` whose content has not
+    been imported (transformed) yet: the planned units of that day wait for them."""
+    import sqlalchemy as sa
+
+    if as_of is None:
+        return []
+    folder = Path(units_path).parent
+    pending = []
+    for entry in _candidates(folder):
+        try:
+            if detect_kind(entry.path) != "circuits" or as_of_from_name(entry.name) != as_of:
+                continue
+        except ImportFileError:
+            continue
+        digest, _ = file_digest(entry.path)
+        with engine.connect() as conn:
+            done = conn.execute(sa.text(
+                "SELECT 1 FROM data_imports WHERE kind = 'circuits' AND content_hash = :h"
+                " AND status = 'transformed'"), {"h": digest}).first()
+        if done is None:
+            pending.append(entry.name)
+    return pending
 
 
 @dg.op(description="Stage, validate and load one WorkStudio export (ws-tracker import "
@@ -64,6 +96,17 @@ def import_file(context: dg.OpExecutionContext, config: ImportFileConfig,
                             f"{result.content_hash[:12]}..., the run key names "
                             f"{config.content_hash[:12]}...")
     metrics = result.summary.get("metrics", {})
+    unknown = metrics.get("issues_by_code", {}).get("unknown_circuit", 0)
+    if result.kind == "planned_units" and unknown and \
+            context.retry_number < config.wait_for_circuits_retries:
+        waiting = circuits_pending(warehouse.get_engine(), config.path, as_of)
+        if waiting:
+            # Runs may start in any order: the day's circuit list is still to be imported.
+            # This file's rows are replaced by the retry (a re-import of the same file).
+            context.log.warning(f"{unknown} unit row(s) name circuits not imported yet; "
+                                f"waiting for {', '.join(waiting)}")
+            raise dg.RetryRequested(max_retries=config.wait_for_circuits_retries,
+                                    seconds_to_wait=config.wait_for_circuits_seconds)
     metadata = {"data_import_id": dg.MetadataValue.int(result.import_id or 0),
                 "status": result.status, "file": result.file, "kind": result.kind,
                 "as_of": str(result.as_of), "content_hash": result.content_hash,
@@ -140,7 +183,10 @@ def import_folder_sensor(context: dg.SensorEvaluationContext):
         seen[entry.name] = signature
     for _, _, name, file_path, kind, as_of, digest in sorted(described):
         requests.append(dg.RunRequest(
-            run_key=digest,
+            # The content hash: the same file is never committed twice by the sensor, whatever
+            # its name. An undated file's run only records its failure; its own key lets the
+            # same content, renamed with a date, be imported.
+            run_key=digest if as_of else f"{digest}:undated",
             run_config={"ops": {"import_file": {"config": {
                 "path": file_path, "kind": kind, "as_of": as_of.isoformat() if as_of else None,
                 "content_hash": digest}}}},
