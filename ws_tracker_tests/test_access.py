@@ -200,7 +200,7 @@ WRITES = [
 
 
 def test_a_region_limited_login_sees_only_its_regions_and_cannot_write(
-        db_url, engine, data, cli, logins):
+        db_url, engine, data, cli, logins, pg_server_url):
     login = logins()
     password = _grant(cli, "ann@example.com", login)
     relations = _readable(engine, login)
@@ -242,6 +242,19 @@ def test_a_region_limited_login_sees_only_its_regions_and_cannot_write(
     assert sum(seen["vw_units_daily"].values()) > 0 and seen["vw_units_daily"] != everything["vw_units_daily"]
     # Nothing changed for the owner.
     assert expected(engine, None, login, relations) == everything
+
+    # Defence in depth (what holds on PostgreSQL < 16, where the membership cannot be granted
+    # WITH SET FALSE): a limited session that does get to SET ROLE to the group sees nothing.
+    _admin_exec(pg_server_url, f'GRANT {GROUP} TO "{login}" WITH SET TRUE')
+    ann = _login_engine(db_url, login, password)
+    try:
+        with ann.connect() as conn:
+            conn.execute(sa.text(f"SET ROLE {GROUP}"))
+            assert conn.execute(sa.text("SELECT current_user")).scalar_one() == GROUP
+            assert conn.execute(sa.text("SELECT count(*) FROM circuits")).scalar_one() == 0
+            assert conn.execute(sa.text("SELECT count(*) FROM vw_regional_summary")).scalar_one() == 0
+    finally:
+        ann.dispose()
 
     # Changing the user's regions changes what the login sees, at once.
     assert cli("users", "update", "ann@example.com", "--region", data["regions"][3])[0] == 0

@@ -23,7 +23,9 @@ Row-level security (RLS)
   = every region (not a region-limited login, or its user is_admin); else the array of the
   user's region ids from user_regions, empty when the login has no user here or the user has
   no region (sees nothing). It answers only for the session's own role (or one the session
-  user is a member of), so a login cannot ask about another login's regions.
+  user is a member of), so a login cannot ask about another login's regions. A session whose
+  login is region-limited stays limited whatever role it switches to (SET ROLE to the group is
+  refused on PostgreSQL 16+ anyway; on older servers this is what holds).
 - Each covered table gets RLS ENABLEd (not FORCEd: the owner, i.e. the pipeline, keeps full
   access) and two permissive policies: ``ws_tracker_analyst_scope`` (FOR SELECT TO
   ws_tracker_analyst) with the region predicate below, and ``ws_tracker_not_analyst`` (FOR ALL
@@ -90,13 +92,16 @@ SET search_path = pg_catalog, public
 AS $$
 SELECT CASE
     WHEN NOT pg_has_role(session_user, p_login, 'MEMBER') THEN '{}'::bigint[]
-    WHEN NOT pg_has_role(p_login, 'ws_tracker_region_scoped', 'MEMBER') THEN NULL
+    WHEN NOT pg_has_role(p_login, 'ws_tracker_region_scoped', 'MEMBER')
+         AND NOT (pg_has_role(session_user, 'ws_tracker_region_scoped', 'MEMBER')
+                  AND NOT s.rolsuper) THEN NULL
     WHEN EXISTS (SELECT 1 FROM analyst_logins a JOIN users u ON u.id = a.user_id
                  WHERE a.login = p_login AND u.is_admin) THEN NULL
     ELSE coalesce((SELECT array_agg(ur.region_id ORDER BY ur.region_id)
                    FROM analyst_logins a JOIN user_regions ur ON ur.user_id = a.user_id
                    WHERE a.login = p_login), '{}'::bigint[])
 END
+FROM pg_roles s WHERE s.rolname = session_user
 $$
 """
 
