@@ -534,3 +534,30 @@ def test_key_rotation_commands(engine, cli, simulator, monkeypatch, key):
     code, _, err = cli("credentials", "check", EMAIL, "--base-url", simulator.base_url)
     assert code == 2 and "cannot be decrypted" in err
     assert not any(s in t for t in cli.outputs for s in (PASSWORD, USERNAME, key))
+
+
+def test_the_installed_command_never_prints_the_secret(db_url, engine, simulator, key, tmp_path):
+    """The real ``ws-tracker`` process (its own logging set-up), with --verbose."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    uid = add_user(engine)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WORKSTUDIO_", "WS_TRACKER_"))}
+    env.update({"WS_TRACKER_DATABASE_URL": db_url, cr.ENV_VAR: key,
+                "WS_TRACKER_HOME": str(tmp_path), "WORKSTUDIO_BASE_URL": simulator.base_url})
+    exe = str(Path(sys.executable).parent / "ws-tracker")
+    outputs = []
+    for args, stdin in ((["credentials", "set", EMAIL, "--username", USERNAME,
+                          "--password-stdin"], PASSWORD + "\n"),
+                        (["credentials", "check", EMAIL], None),
+                        (["credentials", "list"], None)):
+        done = subprocess.run([exe, "-v", *args], input=stdin or "", env=env, text=True,
+                              capture_output=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        outputs += [done.stdout, done.stderr]
+    assert "accepted by WorkStudio" in outputs[2]
+    for secret in (PASSWORD, USERNAME, key):
+        assert not any(secret in text for text in outputs), secret
+    assert cred_row(engine, uid).is_valid
