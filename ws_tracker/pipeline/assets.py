@@ -278,9 +278,9 @@ def planned_unit_captures(
                         " WHERE work_order = ANY(:w)"), {"w": list(by_wo)}):
                 known_jobs[wo].add(ext)
         todo_by_id = {c.id: c for c in todo}
-        result = CaptureResult()
         pending: dict[int, list[PlannedUnit]] = {}  # fetched, not yet written
-        processed = quarantined = 0
+        pending_bad: list[Batch] = []  # bad rows of those fetches, not yet on record
+        processed = 0
         # One transaction for the whole step (a failure leaves no capture of this run), written
         # in batches as the fetches come in: only a batch of circuits' units is ever in memory.
         with workstudio_session(workstudio, engine, config.run_as) as (client, secrets), \
@@ -294,14 +294,29 @@ def planned_unit_captures(
                 row_issues = dataset.rejected + dataset.renumber(row_issues)
                 return units_by_ext, row_issues, dataset.raw_rows() if row_issues else None
 
+            def write(batch: dict[int, list[PlannedUnit]], bad: list[Batch]):
+                # Bad rows go on record in their own transaction before the units of the same
+                # responses are written: one transaction per batch, not one per response (a
+                # commit each was most of the step's time at scale: BENCHMARKS.md, profile).
+                stored_bad = quarantine(engine, bad, sync_log_id=log.id, run_id=context.run_id)
+                return stored_bad, store_captures(conn, batch, todo_by_id, captured_at=now,
+                                                  run_trigger=trigger, run_id=context.run_id)
+
+            writer = _BatchWriter(write)
+
             def flush() -> None:
-                if pending:
-                    result.merge(store_captures(conn, pending, todo_by_id, captured_at=now,
-                                                run_trigger=trigger, run_id=context.run_id))
+                if pending or pending_bad:
+                    writer.submit(dict(pending), list(pending_bad))
                     pending.clear()
+                    pending_bad.clear()
+
+            def on_failure() -> None:
+                writer.abandon()
+                quarantine(engine, pending_bad, sync_log_id=log.id, run_id=context.run_id)
 
             # Bounded concurrency (resource setting) under the client's rate limit.
-            with ThreadPoolExecutor(max_workers=workstudio.concurrency()) as pool:
+            with ThreadPoolExecutor(max_workers=workstudio.concurrency()) as pool, writer, \
+                    _on_failure(on_failure, context.log):
                 for wo, future in bounded_in_order(pool, fetch, list(by_wo),
                                                    window=2 * workstudio.concurrency()):
                     try:
@@ -317,10 +332,8 @@ def planned_unit_captures(
                         continue
                     if row_issues:
                         issues += [{**i, "work_order": wo} for i in _issues(row_issues)]
-                        # Bad rows are on record (own transaction) before their units are written.
-                        quarantined += quarantine(
-                            engine, [Batch("planned_units", PLANNED_UNITS_VIEW, wo, raw, row_issues)],
-                            sync_log_id=log.id, run_id=context.run_id)
+                        pending_bad.append(Batch("planned_units", PLANNED_UNITS_VIEW, wo, raw,
+                                                 row_issues))
                     jobs = {c.extension: c for c in by_wo[wo]}
                     for ext, units in units_by_ext.items():
                         if ext not in known_jobs.get(wo, set()):
@@ -334,7 +347,9 @@ def planned_unit_captures(
                         processed += 1
                     if len(pending) >= CAPTURE_BATCH_CIRCUITS:
                         flush()
-            flush()
+                flush()
+                writer.wait()
+            result, quarantined = writer.result, writer.quarantined
     except Exception as exc:
         log.fail(exc)
         log_events(context, log.events[1:])
@@ -349,6 +364,59 @@ def planned_unit_captures(
         "sync_status": status,
         "sync_log_id": dg.MetadataValue.int(log.id),
     })
+
+
+class _BatchWriter:
+    """Writes capture batches on one background thread, one batch at a time, while the fetch
+    threads go on with the next batch: the database's time overlaps the API's instead of
+    adding to it. At most two batches are in memory (one being written, one filling).
+    ``write(batch, bad_rows) -> (rows_quarantined, CaptureResult)`` runs on the writer thread;
+    a failed write is raised by the next ``submit`` or ``wait``."""
+
+    def __init__(self, write) -> None:
+        self._write = write
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="capture-writer")
+        self._future = None
+        self.result = CaptureResult()
+        self.quarantined = 0
+
+    def __enter__(self) -> "_BatchWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._pool.shutdown(wait=True)
+
+    def submit(self, batch, bad) -> None:
+        self.wait()
+        self._future = self._pool.submit(self._write, batch, bad)
+
+    def wait(self) -> None:
+        future, self._future = self._future, None
+        if future is not None:
+            quarantined, result = future.result()
+            self.quarantined += quarantined
+            self.result.merge(result)
+
+    def abandon(self) -> None:
+        """After a failure elsewhere: let the write in progress end; its own error, if any,
+        is dropped (the first failure is the one reported)."""
+        future, self._future = self._future, None
+        if future is not None:
+            future.exception()
+
+
+@contextmanager
+def _on_failure(action, log):
+    """Run ``action`` when the block raises, then re-raise the block's exception (an exception
+    of ``action`` itself is logged, never allowed to hide the first one)."""
+    try:
+        yield
+    except BaseException:
+        try:
+            action()
+        except Exception as exc:  # e.g. the database went away: the first error matters more
+            log.warning(f"could not record the bad rows received before the failure: {exc}")
+        raise
 
 
 def _build_partitions(context: dg.AssetExecutionContext, build, day_of, unit: str

@@ -219,7 +219,9 @@ def clean_text(value: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, str):
-        text = replace_unstorable(value.strip())
+        text = value.strip()
+        if not (text.isascii() and "\x00" not in text):  # ASCII without NUL: nothing to replace
+            text = replace_unstorable(text)
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         try:
             text = str(value)

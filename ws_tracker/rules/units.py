@@ -26,6 +26,7 @@ from ws_tracker.rules.errors import RowIssue
 
 __all__ = [
     "PlannedUnit",
+    "canonical_json",
     "content_hash",
     "normalise_units",
     "unit_from_row",
@@ -135,8 +136,14 @@ def unit_from_row(
 
     fields: dict[str, Any] = {"unit_id": unit_id}
     for name, column in _TEXT_COLUMNS:
+        value = row.get(column)
+        if value.__class__ is str:  # the usual case, inline: clean_text's ASCII fast path
+            text = value.strip()
+            if text.isascii() and "\x00" not in text:
+                fields[name] = text or None
+                continue
         try:
-            fields[name] = clean_text(row.get(column))
+            fields[name] = clean_text(value)
         except DecodeError as exc:
             sink.append(RowIssue(n, column, row.get(column), f"{exc}; stored as NULL",
                                  "warning", key, "bad_text"))
@@ -167,7 +174,30 @@ def unit_from_row(
                                  "warning", key, "bad_date"))
     fields["linear_ft"] = float(fields["linear_ft"])
     fields["acres"] = float(fields["acres"])
-    return PlannedUnit(**fields)
+    return _construct(fields)
+
+
+assert not PlannedUnit.__private_attributes__, "_construct sets no private attributes"
+_DEFAULTS = {name: f.default for name, f in PlannedUnit.model_fields.items() if name != "unit_id"}
+_set = object.__setattr__
+
+
+def _construct(fields: dict[str, Any]) -> PlannedUnit:
+    """A PlannedUnit from values that already have their fields' exact types.
+
+    Every value comes from a decoder above, so pydantic's validation (or even
+    ``model_construct``'s generic path) would only repeat work: once per unit per sync it was
+    about a third of the units' CPU at scale (BENCHMARKS.md, profile). This is what
+    ``model_construct`` does for a model without private attributes or extras; test_fuzz
+    checks the result equals, type for type, the validated unit."""
+    unit = PlannedUnit.__new__(PlannedUnit)
+    values = {"unit_id": fields["unit_id"], **_DEFAULTS}
+    values.update(fields)
+    _set(unit, "__dict__", values)
+    _set(unit, "__pydantic_fields_set__", set(fields))
+    _set(unit, "__pydantic_extra__", None)
+    _set(unit, "__pydantic_private__", None)
+    return unit
 
 
 def _freshness(unit: PlannedUnit) -> tuple[date, date]:
@@ -221,9 +251,20 @@ def normalise_units(
     return grouped, issues
 
 
+_DATE_FIELDS = tuple(name for name, _ in _DATE_COLUMNS)
+
+
 def unit_to_json(unit: PlannedUnit) -> dict[str, Any]:
-    """JSON-serialisable dict: dates as ISO strings, numbers as ints/floats."""
-    return unit.model_dump(mode="json")
+    """JSON-serialisable dict: dates as ISO strings, numbers as ints/floats.
+
+    Equal to ``unit.model_dump(mode="json")`` (test_fuzz checks it), built directly because it
+    runs once per unit per sync."""
+    out = dict(unit.__dict__)
+    for name in _DATE_FIELDS:
+        value = out[name]
+        if value is not None:
+            out[name] = value.isoformat()
+    return out
 
 
 def units_from_json(items: Iterable[dict[str, Any]]) -> list[PlannedUnit]:
@@ -238,9 +279,15 @@ def content_hash(units: Iterable[PlannedUnit | dict[str, Any]]) -> str:
     Python's shortest round-trip repr, so the hash is stable across processes and machines.
     JSON dicts are revalidated first, so a unit and its JSON form hash alike.
     """
+    return canonical_json(units)[1]
+
+
+def canonical_json(units: Iterable[PlannedUnit | dict[str, Any]]) -> tuple[str, str]:
+    """(canonical JSON text of the units sorted by id, its SHA-256 hex): :func:`content_hash`
+    and the text a capture stores as ``raw_json``, encoded once."""
     normalised = [u if isinstance(u, PlannedUnit) else PlannedUnit.model_validate(u)
                   for u in units]
     payload = [unit_to_json(u) for u in sorted(normalised, key=lambda u: u.unit_id)]
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
                       allow_nan=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return text, hashlib.sha256(text.encode("utf-8")).hexdigest()

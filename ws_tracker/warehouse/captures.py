@@ -6,7 +6,6 @@ day, so captures are never updated in place and never deleted by a sync.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,8 +13,10 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from ws_tracker.rules.stages import FULLY_PLANNED_PERCENT, pending_units
 from ws_tracker.rules.triggers import decide_trigger
-from ws_tracker.rules.units import PlannedUnit, content_hash, unit_to_json
+from ws_tracker.rules.units import PlannedUnit, canonical_json
+from ws_tracker.warehouse.batch import executemany_returning
 from ws_tracker.warehouse.events import notify
 from ws_tracker.warehouse.locks import LIVE_WRITES, lock
 from ws_tracker.warehouse.events import payload as event_payload
@@ -116,6 +117,17 @@ def circuits_needing_units(conn: sa.Connection, now: datetime, *, force: bool = 
                              float(r.percent_complete)) for r in rows]
 
 
+# ON CONFLICT: the same instant captured twice (a retried run with a frozen clock).
+_INSERT_CAPTURE = (
+    "INSERT INTO planned_units_snapshots (circuit_id, work_order, extension, snapshot_trigger,"
+    " content_hash, unit_count, api_status, percent_complete, captured_at, raw_json,"
+    " dagster_run_id) VALUES (%(c)s, %(wo)s, %(ext)s, %(tr)s, %(h)s, %(n)s, %(st)s, %(pc)s,"
+    " %(t)s, CAST(%(raw)s AS jsonb), %(run)s)"
+    " ON CONFLICT (circuit_id, captured_at) DO UPDATE SET content_hash = EXCLUDED.content_hash,"
+    " raw_json = EXCLUDED.raw_json, unit_count = EXCLUDED.unit_count,"
+    " snapshot_trigger = EXCLUDED.snapshot_trigger, updated_at = now() RETURNING id")
+
+
 def store_captures(conn: sa.Connection, captures: dict[int, list[PlannedUnit]],
                    circuits: dict[int, CircuitToCapture], *, captured_at: datetime,
                    run_trigger: str = "scheduled", run_id: str | None = None) -> CaptureResult:
@@ -135,9 +147,11 @@ def store_captures(conn: sa.Connection, captures: dict[int, list[PlannedUnit]],
                     " ORDER BY circuit_id, captured_at DESC"),
             {"c": ids, "t": captured_at})
     }
+    rows: list[dict[str, Any]] = []
+    pending: dict[int, int] = {}  # circuit id -> units waiting for a permission
     for cid, units in captures.items():
         circuit = circuits[cid]
-        digest = content_hash(units)
+        payload, digest = canonical_json(units)
         prev = latest.get(cid)
         if prev is not None and prev.content_hash == digest:
             result.unchanged += 1
@@ -146,30 +160,24 @@ def store_captures(conn: sa.Connection, captures: dict[int, list[PlannedUnit]],
             prev.api_status if prev else None,
             float(prev.percent_complete) if prev and prev.percent_complete is not None else None,
             circuit.api_status, circuit.percent_complete, run_trigger)
-        payload = json.dumps([unit_to_json(u) for u in sorted(units, key=lambda u: u.unit_id)])
-        # ON CONFLICT: the same instant captured twice (a retried run with a frozen clock).
-        snap_id = conn.execute(
-            sa.text(
-                "INSERT INTO planned_units_snapshots (circuit_id, work_order, extension,"
-                " snapshot_trigger, content_hash, unit_count, api_status, percent_complete,"
-                " captured_at, raw_json, dagster_run_id) VALUES (:c, :wo, :ext, :tr, :h, :n, :st,"
-                " :pc, :t, CAST(:raw AS jsonb), :run)"
-                " ON CONFLICT (circuit_id, captured_at) DO UPDATE SET content_hash = EXCLUDED.content_hash,"
-                " raw_json = EXCLUDED.raw_json, unit_count = EXCLUDED.unit_count,"
-                " snapshot_trigger = EXCLUDED.snapshot_trigger, updated_at = now() RETURNING id"
-            ),
-            {"c": cid, "wo": circuit.work_order, "ext": circuit.extension, "tr": trigger,
-             "h": digest, "n": len(units), "st": circuit.api_status, "pc": circuit.percent_complete,
-             "t": captured_at, "raw": payload, "run": run_id},
-        ).scalar_one()
+        rows.append({"c": cid, "wo": circuit.work_order, "ext": circuit.extension, "tr": trigger,
+                     "h": digest, "n": len(units), "st": circuit.api_status,
+                     "pc": circuit.percent_complete, "t": captured_at, "raw": payload,
+                     "run": run_id})
+        if circuit.api_status == "ACTIV" and circuit.percent_complete >= FULLY_PLANNED_PERCENT:
+            pending[cid] = pending_units(u.permission_status for u in units)
+    # The batch's rows in one pipelined executemany: one round trip, not one per capture.
+    snap_ids = [r[0] for r in executemany_returning(conn, _INSERT_CAPTURE, rows)]
+    for row, snap_id in zip(rows, snap_ids):
+        cid = row["c"]
         result.stored += 1
-        result.units += len(units)
-        result.triggers[trigger] = result.triggers.get(trigger, 0) + 1
+        result.units += row["n"]
+        result.triggers[row["tr"]] = result.triggers.get(row["tr"], 0) + 1
         result.snapshot_ids[cid] = snap_id
         result.events.append(event_payload(
             "planned_units_synced", at=captured_at, circuit_id=cid, snapshot_id=snap_id,
-            work_order=circuit.work_order, extension=circuit.extension, unit_count=len(units),
-            content_hash=digest, snapshot_trigger=trigger, dagster_run_id=run_id))
+            work_order=row["wo"], extension=row["ext"], unit_count=row["n"],
+            content_hash=row["h"], snapshot_trigger=row["tr"], dagster_run_id=run_id))
     # Fetched (changed or not): remember when, and at which WSREQ_VERSION.
     conn.execute(
         sa.text("UPDATE circuits SET last_planned_units_synced_at = :t,"
@@ -180,7 +188,8 @@ def store_captures(conn: sa.Connection, captures: dict[int, list[PlannedUnit]],
     )
     notify(conn, result.events)
     # New units may start or end a wait for permissions (pending_permissions).
-    result.stage_changes = refresh_stages(conn, result.snapshot_ids, at=captured_at, run_id=run_id)
+    result.stage_changes = refresh_stages(conn, result.snapshot_ids, at=captured_at, run_id=run_id,
+                                          pending=pending)
     return result
 
 

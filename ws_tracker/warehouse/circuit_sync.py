@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from ws_tracker.rules.circuits import CircuitRecord, region_key, resolve_parents
 from ws_tracker.rules.decoding import to_decimal
+from ws_tracker.warehouse.batch import executemany_returning
 from ws_tracker.warehouse.events import notify, payload
 from ws_tracker.warehouse.locks import LIVE_WRITES, lock
 from ws_tracker.warehouse.workflow import StageChange, refresh_stages
@@ -143,6 +144,19 @@ _CIRCUIT_COLS = ("id", "job_guid", "work_order", "extension", "region_id", "titl
                  "parent_circuit_id", "deleted_at")
 
 
+_JSONB_COLUMNS = ("api_data_json", "user_modified_fields")
+_INSERT_CIRCUIT = (
+    "INSERT INTO circuits (job_guid, work_order, extension, region_id, title, contractor,"
+    " cycle_type, total_miles, miles_planned, percent_complete, total_acres, start_date,"
+    " api_modified_date, api_modified_at, api_status, api_version, job_type, taken_by,"
+    " api_data_json, last_synced_at)"
+    " VALUES (%(job_guid)s, %(work_order)s, %(extension)s, %(region_id)s, %(title)s,"
+    " %(contractor)s, %(cycle_type)s, %(total_miles)s, %(miles_planned)s, %(percent_complete)s,"
+    " %(total_acres)s, %(start_date)s, %(api_modified_date)s, %(api_modified_at)s,"
+    " %(api_status)s, %(api_version)s, %(job_type)s, %(taken_by)s,"
+    " CAST(%(api_data_json)s AS jsonb), %(observed_at)s) RETURNING id")
+
+
 def sync_circuits(conn: sa.Connection, records: list[CircuitRecord], *, observed_at: datetime,
                   force: bool = False, run_id: str | None = None) -> CircuitSyncResult:
     """Upsert a listing of circuits by job_guid and record what changed.
@@ -209,20 +223,10 @@ def sync_circuits(conn: sa.Connection, records: list[CircuitRecord], *, observed
         else:
             result.unchanged += 1
 
-    for row in inserts:
-        row_id = conn.execute(
-            sa.text(
-                "INSERT INTO circuits (job_guid, work_order, extension, region_id, title, contractor,"
-                " cycle_type, total_miles, miles_planned, percent_complete, total_acres, start_date,"
-                " api_modified_date, api_modified_at, api_status, api_version, job_type, taken_by,"
-                " api_data_json, last_synced_at)"
-                " VALUES (:job_guid, :work_order, :extension, :region_id, :title, :contractor,"
-                " :cycle_type, :total_miles, :miles_planned, :percent_complete, :total_acres,"
-                " :start_date, :api_modified_date, :api_modified_at, :api_status, :api_version,"
-                " :job_type, :taken_by, CAST(:api_data_json AS jsonb), :observed_at) RETURNING id"
-            ),
-            {**row, "api_data_json": json.dumps(row["api_data_json"]), "observed_at": observed_at},
-        ).scalar_one()
+    new_ids = executemany_returning(conn, _INSERT_CIRCUIT, [
+        {**row, "api_data_json": json.dumps(row["api_data_json"]), "observed_at": observed_at}
+        for row in inserts])
+    for row, (row_id,) in zip(inserts, new_ids):
         existing[row["job_guid"]] = {"id": row_id, "user_modified_fields": None, **row}
         result.events.append(payload(
             "circuit_updated", at=observed_at, change="created", circuit_id=row_id,
@@ -230,14 +234,16 @@ def sync_circuits(conn: sa.Connection, records: list[CircuitRecord], *, observed
             api_status=row["api_status"], fields=[], dagster_run_id=run_id))
     result.created = len(inserts)
 
+    # One pipelined executemany per set of changed columns (usually a handful of shapes).
+    by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for row in updates:
-        sets = ", ".join(
-            f"{c} = CAST(:{c} AS jsonb)" if c in ("api_data_json", "user_modified_fields") else f"{c} = :{c}"
-            for c in row if c != "id"
-        )
-        params = {c: (json.dumps(v) if c in ("api_data_json", "user_modified_fields") and v is not None
-                      else v) for c, v in row.items()}
-        conn.execute(sa.text(f"UPDATE circuits SET {sets}, updated_at = now() WHERE id = :id"), params)
+        by_shape.setdefault(tuple(c for c in row if c != "id"), []).append(
+            {c: (json.dumps(v) if c in _JSONB_COLUMNS and v is not None else v)
+             for c, v in row.items()})
+    for columns, rows in by_shape.items():
+        sets = ", ".join(f"{c} = CAST(:{c} AS jsonb)" if c in _JSONB_COLUMNS else f"{c} = :{c}"
+                         for c in columns)
+        conn.execute(sa.text(f"UPDATE circuits SET {sets}, updated_at = now() WHERE id = :id"), rows)
     result.updated = len(updates)
 
     ids = {g: existing[g]["id"] for g in guids}
@@ -274,6 +280,7 @@ def _link_parents(conn: sa.Connection, records: list[CircuitRecord], ids: dict[s
         at_jobs = {r.work_order: r.id for r in conn.execute(
             sa.text("SELECT id, work_order FROM circuits WHERE work_order = ANY(:w) AND extension = '@'"),
             {"w": orphan_wos})}
+    circuit_ids, parent_ids = [], []
     for rec in records:
         if rec.extension == "@":
             parent_id = None
@@ -281,11 +288,14 @@ def _link_parents(conn: sa.Connection, records: list[CircuitRecord], ids: dict[s
             parent_guid = parents.get(rec.job_guid)
             parent_id = known.get(parent_guid) if parent_guid else at_jobs.get(rec.work_order)
         api_rows[rec.job_guid]["parent_circuit_id"] = parent_id
-        conn.execute(
-            sa.text("UPDATE circuits SET parent_circuit_id = :p WHERE id = :id"
-                    " AND parent_circuit_id IS DISTINCT FROM :p"),
-            {"p": parent_id, "id": ids[rec.job_guid]},
-        )
+        circuit_ids.append(ids[rec.job_guid])
+        parent_ids.append(parent_id)
+    conn.execute(
+        sa.text("UPDATE circuits c SET parent_circuit_id = v.p"
+                " FROM unnest(CAST(:ids AS bigint[]), CAST(:ps AS bigint[])) AS v(id, p)"
+                " WHERE c.id = v.id AND c.parent_circuit_id IS DISTINCT FROM v.p"),
+        {"ids": circuit_ids, "ps": parent_ids},
+    )
 
 
 def _record_history(conn: sa.Connection, ids: dict[str, int], api_rows: dict[str, dict[str, Any]],
@@ -309,21 +319,29 @@ def _record_history(conn: sa.Connection, ids: dict[str, int], api_rows: dict[str
                     " WHERE circuit_id = ANY(:c) AND valid_from > :t GROUP BY circuit_id"),
             {"c": cids, "t": observed_at})
     }
-    written = 0
+    deletes: list[dict[str, Any]] = []
+    closes: list[dict[str, Any]] = []
+    inserts: list[dict[str, Any]] = []
     for guid, cid in ids.items():
         state = {k: api_rows[guid].get(k) for k in HISTORY_FIELDS}
         digest = _state_hash(state)
         cur = current.get(cid)
         if cur is not None and cur.state_hash == digest:
             continue
-        params = {**state, "circuit_id": cid, "state_hash": digest, "run_id": run_id,
-                  "valid_from": observed_at, "valid_to": following.get(cid)}
         if cur is not None and cur.valid_from == observed_at:
             # Same instant observed again with other values: the later observation wins.
-            conn.execute(sa.text("DELETE FROM circuit_history WHERE id = :id"), {"id": cur.id})
+            deletes.append({"id": cur.id})
         elif cur is not None:
-            conn.execute(sa.text("UPDATE circuit_history SET valid_to = :t WHERE id = :id"),
-                         {"t": observed_at, "id": cur.id})
+            closes.append({"t": observed_at, "id": cur.id})
+        inserts.append({**state, "circuit_id": cid, "state_hash": digest, "run_id": run_id,
+                        "valid_from": observed_at, "valid_to": following.get(cid)})
+    # Each circuit's old version is deleted or closed before its new one is inserted; the
+    # three kinds go in three pipelined batches (one round trip each, not one per row).
+    if deletes:
+        conn.execute(sa.text("DELETE FROM circuit_history WHERE id = :id"), deletes)
+    if closes:
+        conn.execute(sa.text("UPDATE circuit_history SET valid_to = :t WHERE id = :id"), closes)
+    if inserts:
         conn.execute(
             sa.text(
                 "INSERT INTO circuit_history (circuit_id, valid_from, valid_to, state_hash, job_guid,"
@@ -336,10 +354,9 @@ def _record_history(conn: sa.Connection, ids: dict[str, int], api_rows: dict[str
                 " :percent_complete, :total_acres, :start_date, :api_modified_date,"
                 " :api_modified_at, :api_version, :taken_by, :run_id)"
             ),
-            params,
+            inserts,
         )
-        written += 1
-    return written
+    return len(inserts)
 
 
 def _planners(conn: sa.Connection, records: list[CircuitRecord], ids: dict[str, int],
