@@ -35,11 +35,12 @@ def cli(db_url, monkeypatch, capsys):
     return run
 
 
-@pytest.fixture
-def h(db_url):
-    # extra_unit_columns: units carry VEGUNIT_FRSTR_USER (the forester's DOMAIN\user).
+@pytest.fixture(params=[True, False], ids=["units_name_usernames", "units_name_names_only"])
+def h(db_url, request):
+    # extra_unit_columns: units carry VEGUNIT_FRSTR_USER (the forester's DOMAIN\user); without
+    # it they name the forester only, and the link goes through the circuits' VEGJOB_FORESTER.
     harness = start_harness(db_url, circuits=40, units_per_circuit=(10, 40),
-                            extra_unit_columns=True)
+                            extra_unit_columns=request.param)
     yield harness
     harness.server.stop()
 

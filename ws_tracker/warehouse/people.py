@@ -298,8 +298,9 @@ def _link(conn: sa.Connection, uid: int, email: str, ws_username: str, before_ro
 
 def planner_keys(conn: sa.Connection, user_id: int, ws_username: str) -> set[str]:
     """Lower-cased planner_name values that belong to this user's planner: the user's name, the
-    username (a unit without a forester name is shown under it), and every forester name on a
-    unit with this forester username in the circuits' latest captures (the rollups' source)."""
+    username (a unit without a forester name is shown under it), every forester name on a unit
+    with this forester username in the circuits' latest captures (the rollups' source), and the
+    forester name of the circuits the planner takes (as rollups.user_keys matches them)."""
     name = conn.execute(sa.text("SELECT name FROM users WHERE id = :u"), {"u": user_id}).scalar()
     keys = {ws_username.strip().lower()}
     if name and name.strip():
@@ -312,6 +313,13 @@ def planner_keys(conn: sa.Connection, user_id: int, ws_username: str) -> set[str
         "   THEN s.raw_json ELSE '[]'::jsonb END) AS u"
         " WHERE lower(btrim(u ->> 'forester_username')) = lower(:w)"
         "   AND coalesce(btrim(u ->> 'forester'), '') <> ''"), {"w": ws_username}).scalars())
+    # Units without a forester username name the forester only as the circuit does
+    # (VEGJOB_FORESTER on the circuits the planner takes): rollups.user_keys uses it too.
+    keys.update(conn.execute(sa.text(
+        "SELECT DISTINCT lower(btrim(api_data_json ->> 'VEGJOB_FORESTER')) FROM circuits"
+        " WHERE lower(btrim(taken_by)) = lower(:w)"
+        " AND coalesce(btrim(api_data_json ->> 'VEGJOB_FORESTER'), '') <> ''"),
+        {"w": ws_username}).scalars())
     return keys
 
 

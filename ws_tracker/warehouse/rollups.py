@@ -92,8 +92,19 @@ class RollupResult:
 
 def user_keys(conn: sa.Connection) -> dict[str, int]:
     """Lower-cased user name and ws_username -> user id (a name match beats a username one;
-    among equals the lowest id wins)."""
+    among equals the lowest id wins).
+
+    Weakest of all: the forester name (VEGJOB_FORESTER) of the circuits a linked planner takes
+    (SS_TAKENBY = the user's ws_username). Units without VEGUNIT_FRSTR_USER name their forester
+    only by that display name, so this is what keys a linked planner's rows to the user when
+    the user's own name is spelled differently (``ws-tracker users link-planner``)."""
     keys: dict[str, int] = {}
+    for r in conn.execute(sa.text(
+            "SELECT DISTINCT u.id, lower(btrim(c.api_data_json ->> 'VEGJOB_FORESTER')) AS name"
+            " FROM users u JOIN circuits c ON lower(btrim(c.taken_by)) = lower(btrim(u.ws_username))"
+            " WHERE coalesce(btrim(c.api_data_json ->> 'VEGJOB_FORESTER'), '') <> ''"
+            " ORDER BY u.id DESC")):
+        keys[r.name] = r.id
     rows = conn.execute(sa.text("SELECT id, name, ws_username FROM users ORDER BY id DESC")).all()
     for r in rows:
         if r.ws_username and r.ws_username.strip():
