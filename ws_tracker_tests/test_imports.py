@@ -378,6 +378,16 @@ def test_status_contract_transitions_and_failures(exports, engine, tmp_path):
                  i=f4.import_id) == len(unit_rows)
     with engine.begin() as conn:
         conn.execute(sa.text("DROP TRIGGER refuse ON planned_units_snapshots"))
+    # The same file cannot be imported by two processes at once.
+    from ws_tracker.imports import ImportBusy
+    from ws_tracker.imports.reader import file_digest
+
+    with engine.connect() as other:
+        key = f"ws_tracker:import:planned_units:{file_digest(units)[0]}"
+        other.execute(sa.text("SELECT pg_advisory_lock(hashtext(:k))"), {"k": key})
+        with pytest.raises(ImportBusy, match="another process"):
+            commit_file(engine, units, as_of=D1)
+        other.execute(sa.text("SELECT pg_advisory_unlock(hashtext(:k))"), {"k": key})
     f5 = commit_file(engine, units, as_of=D1)  # the retry goes through
     assert f5.ok and f5.import_id == f4.import_id and f5.summary["error"] is None
     assert count(engine, "import_staging_rows", "data_import_id = :i", i=f5.import_id) < len(unit_rows)
@@ -466,6 +476,14 @@ def test_two_imported_days_backfill_into_the_history_a_live_sync_gives(
         assert commit_file(engine, units, as_of=day).ok
     _backfill(db_url, [D1, D2])
     imported = _rollups(engine)
+    # D2's file is the newest observation of its circuits: their current rows follow it.
+    heading, d2_rows = read_rows(exports[D2][0])
+    with engine.connect() as conn:
+        current = {r.job_guid: r for r in conn.execute(sa.text(
+            "SELECT job_guid, api_status, last_synced_at FROM circuits"))}
+    for row in d2_rows:
+        assert current[row[0]].api_status == row[heading.index("WSREQ_STATUS")]
+        assert current[row[0]].last_synced_at == captured_at_for(D2)
     assert all(imported[t] for t in ROLLUPS), {t: len(v) for t, v in imported.items()}
     assert {r[1] for r in imported["circuit_aggregates"]} == {str(D1), str(D2)}
 
@@ -610,3 +628,31 @@ def test_definitions_include_the_import_sensor_and_job():
 
     assert defs.resolve_sensor_def("import_folder_sensor").job_name == "import_file_job"
     assert defs.resolve_job_def("import_file_job")
+
+
+def test_a_newer_import_keeps_a_persons_edits_and_an_older_one_keeps_todays_state(
+        exports, engine):
+    from ws_tracker.warehouse.edits import parse_assignments, record_edit
+
+    assert commit_file(engine, exports[D1][0], as_of=D1).ok
+    heading, rows = read_rows(exports[D1][0])
+    guid = next(r[0] for r in rows if r[0] in {x[0] for x in read_rows(exports[D0][0])[1]})
+    with engine.begin() as conn:
+        record_edit(conn, guid, parse_assignments(["title=Kept by a person"]), by_email=None,
+                    at=captured_at_for(D1) + timedelta(hours=1))
+    assert commit_file(engine, exports[D2][0], as_of=D2).ok  # newer: current rows follow it
+    with engine.connect() as conn:
+        title, synced = conn.execute(sa.text(
+            "SELECT title, last_synced_at FROM circuits WHERE job_guid = :g"), {"g": guid}).one()
+    assert title == "Kept by a person" and synced == captured_at_for(D2)
+    circuits_before = dump_tables(engine, ["circuits"])["circuits"]
+    older = commit_file(engine, exports[D0][0], as_of=D0)  # older: history only
+    assert older.ok and older.summary["metrics"]["circuits_updated"] == 0
+    after = {r[0]: r for r in dump_tables(engine, ["circuits"])["circuits"]}
+    assert all(after[r[0]] == r for r in circuits_before)
+    with engine.connect() as conn:
+        first = conn.execute(sa.text(
+            "SELECT h.valid_from, h.valid_to FROM circuit_history h JOIN circuits c"
+            " ON c.id = h.circuit_id WHERE c.job_guid = :g ORDER BY h.valid_from"),
+            {"g": guid}).first()
+    assert first.valid_from == captured_at_for(D0) and first.valid_to == captured_at_for(D1)

@@ -129,7 +129,11 @@ class Validator:
         out.valid = True
         out.row_key = record.job_guid
         out.normalised = record.model_dump(mode="json")
-        if record.region_name and self.region_keys is not None \
+        if not record.region_name:
+            issues.append(issue(n, "REGION", row.values.get("REGION"), "no region: filed under "
+                                "'Unknown', as a live sync files it", "warning",
+                                "missing_region"))
+        elif self.region_keys is not None \
                 and region_key(record.region_name) not in self.region_keys:
             out.unknown_region = record.region_name
             issues.append(issue(n, "REGION", row.values.get("REGION"),
