@@ -135,7 +135,7 @@ def test_reader_reads_workstudio_file_shapes(exports, tmp_path):
     validated = [Validator("planned_units").validate(r) for r in read]
     ok = next(v for v in validated[6:] if v.raw["VEGUNIT_FORESTER"].endswith(" "))
     assert not ok.normalised["forester"].endswith(" ")  # trimmed
-    assert isinstance(ok.normalised["assessed_date"], str) and len(ok.normalised["assessed_date"]) == 10
+    assert date.fromisoformat(ok.normalised["assessed_date"])  # a plain date, unwrapped
     assert not validated[0].valid and validated[0].issues[0]["code"] == "missing_key"
 
 
@@ -180,14 +180,15 @@ def test_preview_shows_headers_rows_issues_and_totals_and_writes_nothing(
     assert p.kind == "circuits" and "SS_JOBGUID" in p.heading.recognised
     assert p.heading.unrecognised == ()
     first = p.samples[0]
-    assert first.raw["SS_JOBGUID"] and first.normalised["job_guid"] == first.raw["SS_JOBGUID"].upper()
+    assert first.normalised["job_guid"] == first.raw["SS_JOBGUID"].upper()
     n_rows = len(read_rows(circuits)[1]) + 2
     t = p.totals
     assert (t.rows, t.invalid, t.blank_lines) == (n_rows, 2, 1)  # no GUID; the ragged row
     assert t.valid == n_rows - 2 and t.unknown_regions == {"Atlantis": 1}
     by_row = {(i["row_number"], i["code"]): i for i in p.issues}
     assert by_row[(2, "bad_number")]["column"] == "VEGJOB_LENGTH"
-    assert by_row[(2, "bad_number")]["value"] == "'12,5'" and "stored as 0" in by_row[(2, "bad_number")]["reason"]
+    assert by_row[(2, "bad_number")]["value"] == "'12,5'"
+    assert "stored as 0" in by_row[(2, "bad_number")]["reason"]
     assert by_row[(3, "missing_key")]["severity"] == "error"
     assert by_row[(4, "unknown_region")]["severity"] == "warning"
     assert by_row[(5, "bad_date")]["column"] == "SS_EDITDATE"
@@ -390,7 +391,8 @@ def test_status_contract_transitions_and_failures(exports, engine, tmp_path):
         other.execute(sa.text("SELECT pg_advisory_unlock(hashtext(:k))"), {"k": key})
     f5 = commit_file(engine, units, as_of=D1)  # the retry goes through
     assert f5.ok and f5.import_id == f4.import_id and f5.summary["error"] is None
-    assert count(engine, "import_staging_rows", "data_import_id = :i", i=f5.import_id) < len(unit_rows)
+    assert count(engine, "import_staging_rows", "data_import_id = :i",
+                 i=f5.import_id) < len(unit_rows)
 
 
 def _imports(engine):
@@ -432,7 +434,8 @@ def _backfill(db_url, days):
     resources = {"warehouse": WarehouseResource(database_url=db_url)}
     assert dg.materialize(DAILY_ASSETS, resources=resources, tags=tags).success
     week = days[0] - timedelta(days=(days[0].weekday() + 1) % 7)
-    assert dg.materialize(WEEKLY_ASSETS, resources=resources, partition_key=week.isoformat()).success
+    assert dg.materialize(WEEKLY_ASSETS, resources=resources,
+                          partition_key=week.isoformat()).success
 
 
 ROLLUPS = {
@@ -550,7 +553,8 @@ def test_import_folder_sensor_commits_dropped_exports(exports, engine, db_url, t
     monkeypatch.setenv("WS_TRACKER_IMPORT_DIR", str(folder))
     circuits, units = exports[D1]
     # Dropped in the "wrong" order: units first, then circuits, then an undated copy.
-    for name, src in (("planned_units_2026-03-02.csv", units), ("circuits_2026-03-02.csv", circuits),
+    for name, src in (("planned_units_2026-03-02.csv", units),
+                      ("circuits_2026-03-02.csv", circuits),
                       ("circuits_latest.csv", circuits), (".partial.csv", circuits)):
         (folder / name).write_bytes(src.read_bytes())
     (folder / "notes.txt").write_text("not an export")
@@ -562,7 +566,8 @@ def test_import_folder_sensor_commits_dropped_exports(exports, engine, db_url, t
     names = [r.tags[IMPORT_FILE_TAG] for r in requests]
     # Undated first (date.min), then circuits before units of the same day; hidden files
     # and non-CSV files are not exports.
-    assert names == ["circuits_latest.csv", "circuits_2026-03-02.csv", "planned_units_2026-03-02.csv"]
+    assert names == ["circuits_latest.csv", "circuits_2026-03-02.csv",
+                     "planned_units_2026-03-02.csv"]
     configs = [r.run_config["ops"]["import_file"]["config"] for r in requests]
     assert [c["kind"] for c in configs] == ["circuits", "circuits", "planned_units"]
     assert [c["as_of"] for c in configs] == [None, "2026-03-02", "2026-03-02"]

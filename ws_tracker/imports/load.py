@@ -202,14 +202,16 @@ def _staged_circuits(read: sa.Connection, import_id: int) -> Iterator[CircuitRec
 def mark_duplicates(conn: sa.Connection, import_id: int, result: LoadResult) -> None:
     """Valid rows whose key a later row repeats are not loaded: say so on each of them."""
     rows = conn.execute(sa.text(
-        "UPDATE import_staging_rows r SET issues = r.issues || jsonb_build_array(jsonb_build_object("
-        "'row_number', r.row_number, 'column', 'SS_JOBGUID', 'value', r.row_key,"
+        "UPDATE import_staging_rows r SET issues = r.issues"
+        " || jsonb_build_array(jsonb_build_object('row_number', r.row_number,"
+        " 'column', 'SS_JOBGUID', 'value', r.row_key,"
         " 'reason', 'duplicate job GUID; row ' || w.row_number || ' (the last) is loaded',"
         " 'severity', 'warning', 'code', 'duplicate_circuit'))"
         " FROM (SELECT DISTINCT ON (row_key) row_key, row_number FROM import_staging_rows"
         "       WHERE data_import_id = :id AND valid ORDER BY row_key, row_number DESC) w"
         " WHERE r.data_import_id = :id AND r.valid AND r.row_key = w.row_key"
-        " AND r.row_number <> w.row_number RETURNING r.row_number, r.row_key, w.row_number AS kept"),
+        " AND r.row_number <> w.row_number"
+        " RETURNING r.row_number, r.row_key, w.row_number AS kept"),
         {"id": import_id}).all()
     result.duplicate_rows += len(rows)
     result.dedupe_issues += [{"row_number": r.row_number, "key": r.row_key,

@@ -62,7 +62,8 @@ def _reference(engine: sa.Engine | None, kind: str
     if engine is None:
         return None, None
     with engine.connect() as conn:
-        regions = {region_key(n) for n in conn.execute(sa.text("SELECT name FROM regions")).scalars()}
+        names = conn.execute(sa.text("SELECT name FROM regions")).scalars()
+        regions = {region_key(n) for n in names}
         circuits = None
         if kind == "planned_units":
             circuits = {(r.work_order, r.extension or "@"): r.id for r in conn.execute(
@@ -273,10 +274,10 @@ def _commit_locked(engine, path, kind, digest, size, as_of, at, imported_by, sou
                    unknown_regions=len(totals.unknown_regions))
     row_issues = digest_issues.summary()
     with engine.begin() as conn:
-        set_status(conn, record.id, "queued", summary={"metrics": staged, "issues": row_issues,
-                                                       "unknown_unit_codes": totals.unknown_unit_codes,
-                                                       "unknown_regions": totals.unknown_regions},
-                   **columns)
+        set_status(conn, record.id, "queued", summary={
+            "metrics": staged, "issues": row_issues,
+            "unknown_unit_codes": totals.unknown_unit_codes,
+            "unknown_regions": totals.unknown_regions}, **columns)
     if totals.valid == 0:
         return _fail(engine, result, "no_valid_rows",
                      f"{path.name}: none of its {totals.rows} row(s) is valid; the rows and their "

@@ -5,8 +5,9 @@
   wait for a later tick). A new or changed file is hashed (SHA-256 of its bytes) and gets one
   ``import_file`` run with run key = the content hash, so the same content is never committed
   twice by the sensor, whatever its name (an undated file's key is ``<hash>:undated``: its run
-  only records the failure, and the same content renamed with a date still gets imported). Circuit lists are requested before planned units,
-  older days before newer ones (units need their circuits). Runs may still start in another
+  only records the failure, and the same content renamed with a date still gets imported).
+  Circuit lists are requested before planned units, older days before newer ones (units need
+  their circuits). Runs may still start in another
   order: a planned-units run whose circuits are in a not-yet-imported circuit list of the same
   day in the folder retries (every 30 s, 10 times) until that list is in.
 - Kind: from the heading (SS_JOBGUID -> circuits, SSUNITS_OBJECTID -> planned_units), else the
@@ -197,7 +198,8 @@ def import_folder_sensor(context: dg.SensorEvaluationContext):
     cursor = json.dumps({k: v for k, v in sorted(seen.items()) if k in present})
     if not requests:
         return dg.SensorResult(cursor=cursor, skip_reason=(
-            f"no new export in {folder}" + (f" ({waiting} still being written)" if waiting else "")))
+            f"no new export in {folder}"
+            + (f" ({waiting} still being written)" if waiting else "")))
     return dg.SensorResult(run_requests=requests, cursor=cursor)
 
 
