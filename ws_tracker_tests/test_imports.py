@@ -355,8 +355,28 @@ def test_status_contract_transitions_and_failures(exports, engine, tmp_path):
     cp1252.write_bytes(circuits.read_bytes().replace(b"\r\n", "\r\nCaf\xe9".encode("latin-1"), 3))
     f3 = commit_file(engine, cp1252, as_of=D1)
     assert f3.error["code"] == "bad_encoding" and "line" in f3.error["message"]
+    # A file that changes between its hash and its rows (still being copied in) fails.
+    import ws_tracker.imports.service as service
+
+    grown = tmp_path / "circuits_grown_2026-03-02.csv"
+    grown.write_bytes(circuits.read_bytes())
+    real_digest = service.file_digest
+
+    def digest_then_grow(path):
+        out = real_digest(path)
+        with open(path, "ab") as f:
+            f.write(b"{00000000-0000-0000-0000-000000000000},2026-9999\r\n")
+        return out
+
+    service.file_digest = digest_then_grow
+    try:
+        f6 = commit_file(engine, grown, as_of=D1)
+    finally:
+        service.file_digest = real_digest
+    assert f6.error["code"] == "file_changed"
+    assert "changed while it was imported" in f6.error["message"]
     rows = {x.id: x for x in _imports(engine)}
-    assert {rows[f.import_id].status for f in (f1, f2, f3)} == {"failed"}
+    assert {rows[f.import_id].status for f in (f1, f2, f3, f6)} == {"failed"}
     assert rows[f1.import_id].error_message == f1.error["message"]
 
     # A load that breaks half-way (a real PostgreSQL error) writes nothing and keeps staging.

@@ -212,6 +212,7 @@ class CsvStream:
         self.rows_read = 0
         self.size = 0
         self.bytes_read = 0
+        self._sha256 = hashlib.sha256()
         self._raw = None
         self._reader = None
 
@@ -234,6 +235,10 @@ class CsvStream:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def digest(self) -> str:
+        """SHA-256 of the bytes read so far (the whole file once the rows are exhausted)."""
+        return self._sha256.hexdigest()
+
     def close(self) -> None:
         if self._raw is not None:
             self._raw.close()
@@ -246,6 +251,7 @@ class CsvStream:
         later = "utf-8" if encoding == "utf-8-sig" else encoding  # a BOM only opens a file
         for number, raw in enumerate(self._raw, start=1):
             self.bytes_read += len(raw)
+            self._sha256.update(raw)
             try:
                 yield raw.decode(encoding)
             except UnicodeDecodeError as exc:

@@ -257,6 +257,13 @@ def _commit_locked(engine, path, kind, digest, size, as_of, at, imported_by, sou
                 writer.add(row)
                 if progress and totals.rows % 5_000 == 0:
                     progress("staging", stream.bytes_read, stream.size, totals.rows)
+            if stream.digest() != digest:
+                # Staged rows must be the content the lineage names (a file still being
+                # written, or replaced, while it was imported).
+                raise ImportFileError("file_changed", "the file changed while it was imported "
+                                      f"(sha256 {digest[:12]}... before, {stream.digest()[:12]}"
+                                      "... as read); import it again once it is complete",
+                                      file=path.name)
             writer.flush()
             totals.blank_lines = stream.blank_lines
             if progress:
