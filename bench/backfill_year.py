@@ -15,6 +15,9 @@ bench (issue 7) syncs a whole year.
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import date, timedelta
@@ -102,6 +105,41 @@ def day_by_day(url: str, year_end: date, days: int = 365, sample_days: int = 30,
     per_week = (time.perf_counter() - t0) / len(wsample)
     return {"per_day_s": per_day, "per_week_s": per_week, "weeks": len(weeks),
             "total_s": per_day * days + per_week * len(weeks)}
+
+
+def one_process_per_run(url: str, year_end: date, days: int = 365, sample_days: int = 5,
+                        sample_weeks: int = 2) -> dict[str, float]:
+    """One run per partition as a deployment runs it: each run in a process of its own (what
+    Dagster's run launcher starts for every run of a multi-run backfill), here
+    ``ws-tracker backfill --from D --to D --select <assets>``: interpreter and code location
+    start-up, instance on PostgreSQL, one run. Sampled and multiplied out like
+    :func:`day_by_day`; returns seconds per daily and per weekly run and the total."""
+    exe = Path(sys.executable).with_name("ws-tracker")
+    env = {**os.environ, "WS_TRACKER_DATABASE_URL": url}
+    env.pop("DAGSTER_PG_URL", None)
+    daily = ",".join(a.key.to_user_string() for a in DAILY_ASSETS)
+    weekly = ",".join(a.key.to_user_string() for a in WEEKLY_ASSETS)
+    first = year_end - timedelta(days=days - 1)
+    step = days / sample_days
+
+    def run(day: date, select: str) -> None:
+        subprocess.run([str(exe), "backfill", "--from", day.isoformat(), "--to", day.isoformat(),
+                        "--select", select], env=env, check=True, capture_output=True)
+
+    sample = [first + timedelta(days=int(i * step + step / 2)) for i in range(sample_days)]
+    t0 = time.perf_counter()
+    for day in sample:
+        run(day, daily)
+    per_day = (time.perf_counter() - t0) / len(sample)
+    weeks = (week_starting_of(year_end) - week_starting_of(first)).days // 7 + 1
+    wstep = days / sample_weeks
+    wsample = [first + timedelta(days=int(i * wstep + wstep / 2)) for i in range(sample_weeks)]
+    t0 = time.perf_counter()
+    for day in wsample:
+        run(day, weekly)
+    per_week = (time.perf_counter() - t0) / len(wsample)
+    return {"per_day_s": per_day, "per_week_s": per_week, "weeks": weeks,
+            "total_s": per_day * days + per_week * weeks}
 
 
 def main() -> None:
