@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -321,7 +321,3 @@ def _commit_locked(engine, path, kind, digest, size, as_of, at, imported_by, sou
     except Exception as exc:  # noqa: BLE001 - the load rolled back; recorded as failed
         _fail(engine, result, type(exc).__name__, f"{path.name}: load failed (nothing written): "
               f"{exc}", staged)
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
