@@ -20,10 +20,11 @@ The ratio pipeline / floor is the floor of issue 7.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import statistics
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -38,6 +39,7 @@ ROOT = BENCH.parent
 if str(BENCH) not in sys.path:
     sys.path.insert(0, str(BENCH))
 
+from sampler import Sampler  # noqa: E402
 from suite import Context, Figure, Floor, benchmark  # noqa: E402
 
 NY = ZoneInfo("America/New_York")
@@ -103,7 +105,7 @@ def child_floor(base_url: str) -> dict:
             "est_hash_json_s": hash_s * units / max(n, 1)}
 
 
-def child_pipeline(base_url: str, db_url: str) -> dict:
+def child_pipeline(base_url: str, db_url: str, profile: bool = False) -> dict:
     import dagster as dg
 
     from ws_tracker.pipeline.assets import circuits, planned_unit_captures
@@ -115,9 +117,11 @@ def child_pipeline(base_url: str, db_url: str) -> dict:
                  "warehouse": WarehouseResource(database_url=db_url),
                  "clock": ClockResource(frozen_at=at.isoformat())}
     rss0 = _vmhwm_mib()
+    sampler = Sampler() if profile else contextlib.nullcontext()
     t0 = time.perf_counter()
-    result = dg.materialize([circuits, planned_unit_captures], resources=resources,
-                            tags={"dagster/schedule_name": "unit_sync_schedule"})
+    with sampler:
+        result = dg.materialize([circuits, planned_unit_captures], resources=resources,
+                                tags={"dagster/schedule_name": "unit_sync_schedule"})
     wall = time.perf_counter() - t0
     assert result.success
     meta = {}
@@ -130,8 +134,12 @@ def child_pipeline(base_url: str, db_url: str) -> dict:
     for ev in result.all_events:
         if ev.event_type_value == "STEP_SUCCESS":
             step_s[ev.step_key] = ev.event_specific_data.duration_ms / 1000
-    return {"pipeline_s": wall, "rss_before_mib": rss0, "peak_rss_mib": _vmhwm_mib(),
-            "meta": meta, "steps": step_s}
+    out = {"pipeline_s": wall, "rss_before_mib": rss0, "peak_rss_mib": _vmhwm_mib(),
+           "meta": meta, "steps": step_s}
+    if profile:
+        out["top_self"] = sampler.top(5)
+        out["top_own"] = sampler.top(5, own_only=True, total=True)
+    return out
 
 
 def _child(*args: str) -> dict:
@@ -260,6 +268,13 @@ def e2e_10x(ctx: Context):
 
         del warm
         yield measure
+        # One more pipeline run, untimed, under the sampling profiler (bench/sampler.py: every
+        # thread, every 5 ms): where the time goes, for the note below.
+        url = ctx.fresh_database()
+        try:
+            profiled = _child("pipeline", base_url, url, "profile")
+        finally:
+            ctx.drop_database(url)
     med = {k: statistics.median(s[k] for s in samples) for k in samples[0]}
     ctx.note(
         f"**Where the pipeline's time goes (medians).** Pipeline {med['pipeline_s']:.1f} s vs "
@@ -282,10 +297,31 @@ def e2e_10x(ctx: Context):
         "1,000,000 units. The floor downloads exactly the same calls, so the ratio compares "
         "like with like. Captured < downloaded: duplicate unit rows (server-side join "
         "artefacts) are collapsed, and units of jobs not listed are reported, not captured.")
+    ctx.note(_profile_note(profiled))
     ctx.note(
         f"Peak RSS: the pipeline child {med['peak_rss_mib']:.0f} MiB (of which "
         f"{med['rss_before_mib']:.0f} MiB after imports, before the run); the simulator process "
         f"{med['sim_rss_mib']:.0f} MiB (not counted: in production it is WorkStudio).")
+
+
+def _profile_note(profiled: dict) -> str:
+    def listing(items) -> str:
+        return "; ".join(f"`{name}` {share:.0%}" for name, share in items)
+
+    return (
+        f"**Profile (one extra, untimed run of the pipeline child under bench/sampler.py, "
+        f"{profiled['pipeline_s']:.0f} s).** Top five functions by samples in which they were "
+        f"running (all threads, waits included): {listing(profiled['top_self'])}. Our own "
+        f"functions on the stack most often: {listing(profiled['top_own'])}. "
+        "**Changed because of the profile (issue 7):** bad rows were recorded with one commit "
+        "per response (most of the captures step at 1,000 circuits: 524 commits, 8.8 s of "
+        "14.6 s), now one transaction per batch of 200 circuits; captures are written by a "
+        "background thread while the fetches go on, instead of between fetches; each capture "
+        "is JSON-encoded once for its hash and its raw_json (was twice); captures, new circuits, "
+        "their history, stages and parent links are written in pipelined batches instead of "
+        "a statement per row; the stage refresh takes the pending-permission counts from the "
+        "units in memory instead of re-reading raw_json; units are built from decoded values "
+        "without pydantic re-validating them (about 25 -> 16 us per unit).")
 
 
 if __name__ == "__main__":
@@ -296,6 +332,6 @@ if __name__ == "__main__":
     if sys.argv[1] == "floor":
         print(json.dumps(child_floor(sys.argv[2])))
     elif sys.argv[1] == "pipeline":
-        print(json.dumps(child_pipeline(sys.argv[2], sys.argv[3])))
+        print(json.dumps(child_pipeline(sys.argv[2], sys.argv[3], profile="profile" in sys.argv[4:])))
     else:
         raise SystemExit(f"unknown child {sys.argv[1]!r}")
