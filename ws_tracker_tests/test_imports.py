@@ -646,6 +646,12 @@ def test_import_folder_sensor_commits_dropped_exports(exports, engine, db_url, t
     assert row.status == "failed" and row.summary["error"]["code"] == "no_as_of_date"
     assert row.summary["error"]["trace_id"] == failed.run_id
     assert "YYYY-MM-DD" in row.error_message
+    # The same name with new content is a new file: a new request, under its own hash.
+    write_csv(lone, heading, crow[:4])
+    os.utime(lone, (old, old))
+    fourth = import_folder_sensor(dg.build_sensor_context(cursor=third.cursor))
+    assert [r.tags[IMPORT_FILE_TAG] for r in fourth.run_requests] == ["circuits_other.csv"]
+    assert fourth.run_requests[0].run_key != third.run_requests[0].run_key
 
 
 def test_definitions_include_the_import_sensor_and_job():
