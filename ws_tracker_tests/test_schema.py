@@ -67,6 +67,7 @@ deleted_at | timestamp | Yes
 + job_type | varchar(100) | Yes
 + taken_by | varchar | Yes
 + last_planned_units_version | varchar(50) | Yes
+data_import_id | bigint | Yes
 
 ## circuit_aggregates (seed)
 id | bigint | No
@@ -276,6 +277,7 @@ dagster_run_id | varchar | Yes
 created_by | bigint | Yes
 created_at | timestamp | Yes
 updated_at | timestamp | Yes
+data_import_id | bigint | Yes
 
 ## planner_daily_aggregates (brief)
 id | bigint | No
@@ -400,6 +402,7 @@ api_version | varchar(50) | Yes
 taken_by | varchar | Yes
 dagster_run_id | varchar | Yes
 created_at | timestamp | No | now()
+data_import_id | bigint | Yes
 
 ## circuit_stage_changes (brief)
 id | bigint | No
@@ -428,6 +431,47 @@ severity | varchar(10) | No
 code | varchar(50) | No
 row_key | varchar(100) | Yes
 raw_row | jsonb | Yes
+created_at | timestamp | No | now()
+
+## data_imports (brief)
+id | bigint | No
+status | varchar(20) | No | 'processing'
+kind | varchar(20) | No
+file_name | text | No
+file_path | text | Yes
+file_size | bigint | Yes
+content_hash | varchar(64) | No
+as_of_date | date | Yes
+captured_at | timestamp | Yes
+source | varchar(20) | No | 'cli'
+total_rows | integer | No | 0
+valid_rows | integer | No | 0
+invalid_rows | integer | No | 0
+warning_rows | integer | No | 0
+unknown_unit_codes | integer | No | 0
+unknown_regions | integer | No | 0
+records_loaded | integer | No | 0
+imported_by | text | Yes
+imported_by_user_id | bigint | Yes
+dagster_run_id | varchar(64) | Yes
+error_message | text | Yes
+summary | jsonb | No | '{}'
+started_at | timestamp | Yes
+finished_at | timestamp | Yes
+created_at | timestamp | No | now()
+updated_at | timestamp | No | now()
+
+## import_staging_rows (brief)
+id | bigint | No
+data_import_id | bigint | No
+row_number | integer | No
+line_number | integer | Yes
+row_key | text | Yes
+unit_id | bigint | Yes
+valid | boolean | No
+raw_row | jsonb | No
+normalised | jsonb | Yes
+issues | jsonb | No | '[]'
 created_at | timestamp | No | now()
 
 ## audit_log (brief)
@@ -463,6 +507,7 @@ SEED_TABLES = {
 }
 ALL_TABLES = SEED_TABLES | {"circuit_history", "circuit_stage_changes", "quarantined_rows"}
 ALL_TABLES |= {"audit_log", "analyst_logins"}  # 0008: audit trail, region-limited logins
+ALL_TABLES |= {"data_imports", "import_staging_rows"}  # 0007: historical imports
 
 # (index name, table, columns in order, unique). The first block is named by the seed.
 INDEXES = [
@@ -521,12 +566,32 @@ INDEXES = [
     ("audit_log_entity_type_entity_id_index", "audit_log", ["entity_type", "entity_id"], False),
     ("audit_log_occurred_at_index", "audit_log", ["occurred_at"], False),
     ("analyst_logins_login_unique", "analyst_logins", ["login"], True),
+    ("data_imports_kind_content_hash_unique", "data_imports", ["kind", "content_hash"], True),
+    ("data_imports_as_of_date_index", "data_imports", ["as_of_date"], False),
+    ("data_imports_status_index", "data_imports", ["status"], False),
+    ("import_staging_rows_import_key_index", "import_staging_rows",
+     ["data_import_id", "row_key", "row_number"], False),
+    ("import_staging_rows_import_row_index", "import_staging_rows",
+     ["data_import_id", "row_number"], False),
+    ("circuits_data_import_id_index", "circuits", ["data_import_id"], False),
+    ("circuit_history_data_import_id_index", "circuit_history", ["data_import_id"], False),
+    ("planned_units_snapshots_data_import_id_index", "planned_units_snapshots",
+     ["data_import_id"], False),
     ("analyst_logins_user_id_index", "analyst_logins", ["user_id"], False),
 ]
 SEED_INDEX_NAMES = [i[0] for i in INDEXES[:12]]
 
 # (constraint name, table, column, referenced table, ON DELETE rule)
 FOREIGN_KEYS = {
+    ("data_imports_imported_by_user_id_foreign", "data_imports", "imported_by_user_id", "users",
+     "SET NULL"),
+    ("import_staging_rows_data_import_id_foreign", "import_staging_rows", "data_import_id",
+     "data_imports", "CASCADE"),
+    ("circuits_data_import_id_foreign", "circuits", "data_import_id", "data_imports", "SET NULL"),
+    ("circuit_history_data_import_id_foreign", "circuit_history", "data_import_id",
+     "data_imports", "SET NULL"),
+    ("planned_units_snapshots_data_import_id_foreign", "planned_units_snapshots",
+     "data_import_id", "data_imports", "SET NULL"),
     ("audit_log_actor_user_id_foreign", "audit_log", "actor_user_id", "users", "SET NULL"),
     ("analyst_logins_user_id_foreign", "analyst_logins", "user_id", "users", "CASCADE"),
     ("analyst_logins_granted_by_foreign", "analyst_logins", "granted_by", "users", "SET NULL"),

@@ -47,8 +47,12 @@ class AggregateResult:
 
 
 def planner_keys(conn: sa.Connection) -> dict[str, int]:
-    """Forester name -> user id, for users whose name matches (case-insensitive)."""
-    return {r.name.strip().lower(): r.id for r in conn.execute(sa.text("SELECT id, name FROM users"))}
+    """Planner name / WorkStudio username -> user id, the same matching (planner links
+    included) as the planner rollups use (``rollups.user_keys``), so a circuit's
+    planner_distribution and the planner aggregates name the same people."""
+    from ws_tracker.warehouse.rollups import user_keys
+
+    return user_keys(conn)
 
 
 def build_day(conn: sa.Connection, day: date, window_end: datetime,
