@@ -514,7 +514,8 @@ def circuit_snapshots(context, config):
     "last 7 days to pick it up.",
     DAILY_FRESHNESS)
 def planner_daily_aggregates(context, config):
-    return lambda conn, day, end: build_planner_day(conn, day, end).counts()
+    cache: dict = {}  # capture id -> its units by day: read once per run, not once per day
+    return lambda conn, day, end: build_planner_day(conn, day, end, cache).counts()
 
 
 @_derived_asset(
@@ -523,7 +524,8 @@ def planner_daily_aggregates(context, config):
     "miles, average completion, unit totals from that day's circuit_aggregates.",
     DAILY_FRESHNESS)
 def regional_daily_aggregates(context, config):
-    return lambda conn, day, end: build_regional_day(conn, day, end).counts()
+    cache: dict = {}  # as planner_daily_aggregates'
+    return lambda conn, day, end: build_regional_day(conn, day, end, cache).counts()
 
 
 class WeeklyTargetConfig(dg.Config):

@@ -39,8 +39,9 @@ from ws_tracker.rules.aggregates import UNKNOWN_PLANNER, round_half_up, unit_cat
 from ws_tracker.rules.circuits import MAIN_EXTENSION
 from ws_tracker.rules.units import PlannedUnit
 
-__all__ = ["METRES_PER_MILE", "STATUS_COLUMNS", "CircuitDayState", "CircuitUnits", "PlannerDay",
-           "RegionDay", "breakdown_key", "planner_day_work", "regional_day"]
+__all__ = ["METRES_PER_MILE", "STATUS_COLUMNS", "CircuitDayState", "CircuitUnits", "DayWork",
+           "PlannerDay", "RegionDay", "breakdown_key", "capture_days", "planner_day_work",
+           "planner_day_work_indexed", "regional_day"]
 
 METRES_PER_MILE = 1609.344
 
@@ -126,6 +127,48 @@ class _Acc:
     breakdown: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
+class DayWork(NamedTuple):
+    """One unit's contribution to its assessed day (what planner_day_work sums)."""
+
+    name: str | None
+    username: str | None
+    linear_ft: float
+    acres: float
+    trees: int
+    first_of_station: bool  # the station's earliest unit: credits the station and its span
+    span_m: float | None
+
+
+def capture_days(units: Iterable[PlannedUnit | Mapping[str, Any]]) -> dict[date, list[DayWork]]:
+    """A capture's units by assessed day, each reduced to what it contributes that day.
+
+    A capture gives the same work for a day whichever day is being built, so a range of days
+    (a backfill) reads and indexes each capture once instead of once per day."""
+    units = list(units)
+    # First unit of each station over the whole capture, not just one day's units.
+    first: dict[str, tuple[date, int]] = {}
+    for unit in units:
+        station, assessed = _text(_field(unit, "station")), _assessed(unit)
+        if station is None or assessed is None:
+            continue
+        cand = (assessed, int(_field(unit, "unit_id")))
+        if station not in first or cand < first[station]:
+            first[station] = cand
+    first_ids = {uid for _, uid in first.values()}
+    days: dict[date, list[DayWork]] = {}
+    for unit in units:
+        assessed = _assessed(unit)
+        if assessed is None:
+            continue
+        ft, acres, trees = _measures(unit)
+        span = _field(unit, "span_length_m")
+        days.setdefault(assessed, []).append(DayWork(
+            _text(_field(unit, "forester")), _text(_field(unit, "forester_username")), ft, acres,
+            trees, int(_field(unit, "unit_id")) in first_ids,
+            None if span is None else float(span)))
+    return days
+
+
 def planner_day_work(
     captures: Iterable[CircuitUnits | tuple[int, str, int, Sequence[Any]]],
     day: date,
@@ -137,48 +180,42 @@ def planner_day_work(
     circuit's latest capture. ``user_keys``: user name / ws_username -> user id (compared
     trimmed, case-insensitively).
     """
+    return planner_day_work_indexed(
+        ((cid, wo_key, region_id, capture_days(units)) for cid, wo_key, region_id, units in captures),
+        day, user_keys)
+
+
+def planner_day_work_indexed(
+    captures: Iterable[tuple[int, str, int, Mapping[date, Sequence[DayWork]]]],
+    day: date,
+    user_keys: Mapping[str, int] | None = None,
+) -> dict[tuple[str, int], PlannerDay]:
+    """:func:`planner_day_work` from captures already indexed by :func:`capture_days`."""
     lookup = {k.strip().casefold(): v for k, v in (user_keys or {}).items()}
     acc: dict[tuple[str, int], _Acc] = {}
 
-    for circuit_id, wo_key, region_id, units in captures:
-        # First unit of each station over the whole capture, not just the day's units.
-        first: dict[str, tuple[date, int, Any]] = {}
-        for unit in units:
-            station, assessed = _text(_field(unit, "station")), _assessed(unit)
-            if station is None or assessed is None:
-                continue
-            cand = (assessed, int(_field(unit, "unit_id")), unit)
-            if station not in first or cand[:2] < first[station][:2]:
-                first[station] = cand
-        first_ids = {uid for d, uid, _ in first.values() if d == day}
-
-        for unit in units:
-            if _assessed(unit) != day:
-                continue
-            name = _text(_field(unit, "forester"))
-            username = _text(_field(unit, "forester_username"))
-            display = name or username or UNKNOWN_PLANNER
+    for circuit_id, wo_key, region_id, days in captures:
+        for work in days.get(day, ()):
+            display = work.name or work.username or UNKNOWN_PLANNER
             a = acc.setdefault((display.casefold(), region_id), _Acc())
             a.spellings.add(display)
-            if username is not None:
-                a.usernames.add(username)
-            ft, acres, trees = _measures(unit)
+            if work.username is not None:
+                a.usernames.add(work.username)
             a.units += 1
-            a.linear_ft += ft
-            a.acres += acres
-            a.trees += trees
+            a.linear_ft += work.linear_ft
+            a.acres += work.acres
+            a.trees += work.trees
             a.circuits.add(circuit_id)
             b = a.breakdown.setdefault(wo_key, _new_breakdown())
             b["units"] += 1
-            b["linear_ft"] += ft
-            b["acres"] += acres
-            b["trees"] += trees
-            if int(_field(unit, "unit_id")) in first_ids:
+            b["linear_ft"] += work.linear_ft
+            b["acres"] += work.acres
+            b["trees"] += work.trees
+            if work.first_of_station:
                 a.stations += 1
                 b["stations"] += 1
-                span = _field(unit, "span_length_m")
-                if span is not None:
-                    a.span_m += float(span)
+                if work.span_m is not None:
+                    a.span_m += work.span_m
 
     out: dict[tuple[str, int], PlannerDay] = {}
     for (folded, region_id), a in sorted(acc.items()):

@@ -28,10 +28,10 @@ import sqlalchemy as sa
 
 from ws_tracker.rules.rollups import (
     CircuitDayState,
-    CircuitUnits,
     PlannerDay,
     breakdown_key,
-    planner_day_work,
+    capture_days,
+    planner_day_work_indexed,
     regional_day,
 )
 from ws_tracker.rules.decoding import to_decimal as q
@@ -115,14 +115,19 @@ def user_keys(conn: sa.Connection) -> dict[str, int]:
     return keys
 
 
-def planner_days(conn: sa.Connection, day: date, window_end: datetime) -> dict[tuple[str, int], PlannerDay]:
-    """Planner work of ``day`` from each non-excluded circuit's latest capture (module doc)."""
+def planner_days(conn: sa.Connection, day: date, window_end: datetime,
+                 cache: dict[int, dict] | None = None) -> dict[tuple[str, int], PlannerDay]:
+    """Planner work of ``day`` from each non-excluded circuit's latest capture (module doc).
+
+    ``cache``: capture id -> its units by day (rules.rollups.capture_days), kept across the
+    days of one run: a backfill reads and indexes each capture once, not once per day."""
+    cache = {} if cache is None else cache
     # Only circuits whose latest capture holds a unit assessed that day can have work then
     # (a station credited on D has its first unit on D): jsonb containment filters the rest.
     rows = conn.execute(sa.text(
         "SELECT c.id, c.work_order, c.extension, coalesce(h.region_id, c.region_id) AS region_id,"
-        " s.raw_json FROM circuits c"
-        " JOIN LATERAL (SELECT raw_json FROM planned_units_snapshots s WHERE s.circuit_id = c.id"
+        " s.id AS snapshot_id FROM circuits c"
+        " JOIN LATERAL (SELECT id, raw_json FROM planned_units_snapshots s WHERE s.circuit_id = c.id"
         "   ORDER BY s.captured_at DESC LIMIT 1) s ON true"
         " LEFT JOIN LATERAL (SELECT region_id FROM circuit_history h WHERE h.circuit_id = c.id"
         "   AND h.valid_from < :end ORDER BY h.valid_from DESC LIMIT 1) h ON true"
@@ -130,9 +135,15 @@ def planner_days(conn: sa.Connection, day: date, window_end: datetime) -> dict[t
         "   AND s.raw_json @> CAST(:probe AS jsonb) ORDER BY c.id"),
         {"end": window_end, "probe": json.dumps([{"assessed_date": day.isoformat()}])},
     ).all()
-    captures = [CircuitUnits(r.id, breakdown_key(r.work_order, r.extension), r.region_id, r.raw_json)
+    missing = [r.snapshot_id for r in rows if r.snapshot_id not in cache]
+    if missing:
+        for snapshot_id, units in conn.execute(sa.text(
+                "SELECT id, raw_json FROM planned_units_snapshots WHERE id = ANY(:ids)"),
+                {"ids": missing}):
+            cache[snapshot_id] = capture_days(units)
+    captures = [(r.id, breakdown_key(r.work_order, r.extension), r.region_id, cache[r.snapshot_id])
                 for r in rows]
-    return planner_day_work(captures, day, user_keys(conn))
+    return planner_day_work_indexed(captures, day, user_keys(conn))
 
 
 def _upsert(conn: sa.Connection, table: str, key: tuple[str, ...], values: tuple[str, ...],
@@ -154,10 +165,12 @@ def _params(obj, day: date, names: tuple[str, ...], json_cols: tuple[str, ...]) 
     return out
 
 
-def build_planner_day(conn: sa.Connection, day: date, window_end: datetime) -> RollupResult:
-    """Rebuild planner_daily_aggregates of ``day`` (window_end = end of the day, exclusive)."""
+def build_planner_day(conn: sa.Connection, day: date, window_end: datetime,
+                      cache: dict[int, dict] | None = None) -> RollupResult:
+    """Rebuild planner_daily_aggregates of ``day`` (window_end = end of the day, exclusive);
+    ``cache`` as in :func:`planner_days`."""
     result = RollupResult(day=day, table="planner_daily_aggregates")
-    work = planner_days(conn, day, window_end)
+    work = planner_days(conn, day, window_end, cache)
     params = [_params(p, day, ("planner_name", "region_id") + _PLANNER_VALUES, _PLANNER_JSON)
               for p in work.values()]
     result.total_units = sum(p.total_units_assessed for p in work.values())
@@ -185,12 +198,14 @@ def circuit_day_states(conn: sa.Connection, day: date, window_end: datetime) -> 
     ]
 
 
-def build_regional_day(conn: sa.Connection, day: date, window_end: datetime) -> RollupResult:
-    """Rebuild regional_daily_aggregates of ``day``: one row per active region."""
+def build_regional_day(conn: sa.Connection, day: date, window_end: datetime,
+                       cache: dict[int, dict] | None = None) -> RollupResult:
+    """Rebuild regional_daily_aggregates of ``day``: one row per active region; ``cache`` as
+    in :func:`planner_days`."""
     result = RollupResult(day=day, table="regional_daily_aggregates")
     regions = conn.execute(sa.text("SELECT id FROM regions WHERE is_active ORDER BY id")).scalars().all()
     out = regional_day(regions, circuit_day_states(conn, day, window_end),
-                       planner_days(conn, day, window_end).values())
+                       planner_days(conn, day, window_end, cache).values())
     params = [_params(r, day, ("region_id",) + _REGIONAL_VALUES, _REGIONAL_JSON) for r in out.values()]
     result.total_units = sum(r.total_units for r in out.values())
     _upsert(conn, "regional_daily_aggregates", ("region_id", "aggregate_date"), _REGIONAL_VALUES,
