@@ -106,3 +106,27 @@ def harness(db_url):
     h = start_harness(db_url)
     yield h
     h.server.stop()
+
+
+@pytest.fixture
+def cli(db_url, monkeypatch, capsys):
+    """``ws-tracker ARGS`` in-process on db_url: ``cli(*args, stdin=None)`` returns
+    (exit code, stdout, stderr); every output is also kept in ``cli.outputs``."""
+    import io
+    import sys
+
+    from ws_tracker.cli import main
+
+    monkeypatch.setenv("WS_TRACKER_DATABASE_URL", db_url)
+    monkeypatch.delenv("WORKSTUDIO_BASE_URL", raising=False)
+    outputs: list[str] = []
+
+    def run(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin or ""))
+        code = main(list(args))
+        out = capsys.readouterr()
+        outputs.extend([out.out, out.err])
+        return code, out.out, out.err
+
+    run.outputs = outputs
+    return run

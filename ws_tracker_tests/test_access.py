@@ -8,19 +8,16 @@ a user without regions sees no regional row, a revoked login cannot connect."""
 
 from __future__ import annotations
 
-import io
 import secrets
-import sys
 import uuid
 from collections import Counter
-from datetime import date, datetime, time, timedelta
+from datetime import date
 from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
-from ws_tracker.cli import main
 from ws_tracker.rules.weekly import week_starting_of
 from ws_tracker.warehouse.engine import make_engine, parse
 from ws_tracker.warehouse.weekly import build_planner_week, build_regional_week
@@ -30,20 +27,6 @@ from ws_tracker_tests.e2e import start_harness
 NY = ZoneInfo("America/New_York")
 DAY = date(2026, 3, 2)
 GROUP = "ws_tracker_analyst"
-
-
-@pytest.fixture
-def cli(db_url, monkeypatch, capsys):
-    monkeypatch.setenv("WS_TRACKER_DATABASE_URL", db_url)
-
-    def run(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
-        if stdin is not None:
-            monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-        code = main(list(args))
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return run
 
 
 @pytest.fixture

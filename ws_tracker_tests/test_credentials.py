@@ -399,29 +399,6 @@ def test_nothing_logged_or_raised_leaks(engine, monkeypatch, caplog):
 # `ws-tracker credentials set | check | list | rotate` against the simulator over real HTTP.
 
 @pytest.fixture
-def cli(db_url, monkeypatch, capsys):
-    """``ws-tracker ARGS`` in-process on db_url; returns (code, stdout, stderr), all kept."""
-    import io
-    import sys
-
-    from ws_tracker.cli import main
-
-    monkeypatch.setenv("WS_TRACKER_DATABASE_URL", db_url)
-    monkeypatch.delenv("WORKSTUDIO_BASE_URL", raising=False)
-    outputs: list[str] = []
-
-    def run(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin or ""))
-        code = main(list(args))
-        out = capsys.readouterr()
-        outputs.extend([out.out, out.err])
-        return code, out.out, out.err
-
-    run.outputs = outputs
-    return run
-
-
-@pytest.fixture
 def simulator():
     from ws_tracker.simulator.server import SimulatorServer
     from ws_tracker.simulator.world import World, WorldConfig

@@ -5,15 +5,12 @@ again gives back exactly the rows it had."""
 
 from __future__ import annotations
 
-import io
-import sys
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
 
-from ws_tracker.cli import main
 from ws_tracker.rules.rollups import breakdown_key
 from ws_tracker.rules.weekly import week_starting_of
 from ws_tracker.warehouse import circuit_snapshots
@@ -25,20 +22,6 @@ NY = ZoneInfo("America/New_York")
 DAY = date(2026, 3, 2)
 NEXT = date(2026, 3, 3)
 REASON = "duplicate of a job in another work order"
-
-
-@pytest.fixture
-def cli(db_url, monkeypatch, capsys):
-    monkeypatch.setenv("WS_TRACKER_DATABASE_URL", db_url)
-
-    def run(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
-        if stdin is not None:
-            monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-        code = main(list(args))
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return run
 
 
 @pytest.fixture

@@ -5,34 +5,16 @@ a clear error and stores nothing; every change leaves an audit_log row."""
 
 from __future__ import annotations
 
-import io
 import json
-import sys
 from datetime import date
 
 import pytest
 import sqlalchemy as sa
 
-from ws_tracker.cli import main
 from ws_tracker_tests.e2e import start_harness
 
 DAY = date(2026, 3, 2)  # a Monday
 NEXT = date(2026, 3, 3)
-
-
-@pytest.fixture
-def cli(db_url, monkeypatch, capsys):
-    """Run ``ws-tracker ARGS`` in-process against db_url; returns (exit code, stdout, stderr)."""
-    monkeypatch.setenv("WS_TRACKER_DATABASE_URL", db_url)
-
-    def run(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
-        if stdin is not None:
-            monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-        code = main(list(args))
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return run
 
 
 @pytest.fixture(params=[True, False], ids=["units_name_usernames", "units_name_names_only"])
