@@ -237,3 +237,40 @@ def test_bounded_in_order_keeps_order_and_never_runs_ahead_of_the_window():
             consumed.append(item)
             assert future.result() == item * item
     assert consumed == list(range(50))
+
+
+def test_store_captures_copies_new_captures_and_replaces_one_at_the_same_instant(engine):
+    from ws_tracker.rules.circuits import transform_circuit_rows
+    from ws_tracker.rules.units import PlannedUnit, content_hash
+    from ws_tracker.warehouse.captures import CircuitToCapture, store_captures
+    from ws_tracker.warehouse.circuit_sync import sync_circuits
+
+    at = datetime(2026, 3, 2, 22, 30, tzinfo=timezone.utc)
+    rows = [{"SS_JOBGUID": f"{{{n}1111111-1111-1111-1111-111111111111}}", "SS_WO": f"2026-000{n}",
+             "SS_EXT": "@", "WSREQ_STATUS": "ACTIV", "REGION": "Lehigh", "VEGJOB_PRCENT": 40}
+            for n in (1, 2, 3)]
+    records, _ = transform_circuit_rows(rows)
+    with engine.begin() as conn:
+        ids = list(sync_circuits(conn, records, observed_at=at).circuit_ids.values())
+    todo = {cid: CircuitToCapture(cid, "g", f"wo{cid}", "@", "ACTIV", 40.0) for cid in ids}
+
+    def units(n, code="SPM"):
+        return [PlannedUnit(unit_id=i, unit_code=code) for i in range(1, n + 1)]
+
+    with engine.begin() as conn:  # all new: one COPY
+        first = store_captures(conn, {ids[0]: units(2), ids[1]: units(3)}, todo, captured_at=at)
+    # The same instant again (a retried run with a frozen clock): the first circuit's content
+    # changed and replaces its capture, the second is unchanged, the third is new (COPY).
+    with engine.begin() as conn:
+        again = store_captures(conn, {ids[0]: units(2, "BRUSH"), ids[1]: units(3),
+                                      ids[2]: units(4)}, todo, captured_at=at)
+    with engine.connect() as conn:
+        stored = {r.circuit_id: r for r in conn.execute(sa.text(
+            "SELECT id, circuit_id, content_hash, unit_count, jsonb_array_length(raw_json) AS n"
+            " FROM planned_units_snapshots"))}
+    assert set(stored) == set(ids), "one capture per circuit at that instant"
+    assert (first.stored, again.stored, again.unchanged) == (2, 2, 1)
+    assert again.snapshot_ids == {ids[0]: stored[ids[0]].id, ids[2]: stored[ids[2]].id}
+    assert first.snapshot_ids[ids[0]] == stored[ids[0]].id, "replaced in place, same id"
+    assert stored[ids[0]].content_hash == content_hash(units(2, "BRUSH"))
+    assert [(stored[i].unit_count, stored[i].n) for i in ids] == [(2, 2), (3, 3), (4, 4)]

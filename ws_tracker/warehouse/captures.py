@@ -128,6 +128,27 @@ _INSERT_CAPTURE = (
     " snapshot_trigger = EXCLUDED.snapshot_trigger, updated_at = now() RETURNING id")
 
 
+_COPY_COLUMNS = ("c", "wo", "ext", "tr", "h", "n", "st", "pc", "t", "raw", "run")
+
+
+def _copy_captures(conn: sa.Connection, rows: list[dict[str, Any]]) -> dict[int, int]:
+    """COPY new captures (none may exist at their instant) in ``conn``'s transaction;
+    circuit id -> new capture id."""
+    if not rows:
+        return {}
+    with conn.connection.driver_connection.cursor() as cur:
+        with cur.copy("COPY planned_units_snapshots (circuit_id, work_order, extension,"
+                      " snapshot_trigger, content_hash, unit_count, api_status,"
+                      " percent_complete, captured_at, raw_json, dagster_run_id) FROM STDIN"
+                      ) as copy:
+            for row in rows:
+                copy.write_row([row[k] for k in _COPY_COLUMNS])
+        cur.execute("SELECT circuit_id, id FROM planned_units_snapshots"
+                    " WHERE circuit_id = ANY(%s) AND captured_at = %s",
+                    ([r["c"] for r in rows], rows[0]["t"]))
+        return dict(cur.fetchall())
+
+
 def store_captures(conn: sa.Connection, captures: dict[int, list[PlannedUnit]],
                    circuits: dict[int, CircuitToCapture], *, captured_at: datetime,
                    run_trigger: str = "scheduled", run_id: str | None = None) -> CaptureResult:
@@ -142,7 +163,7 @@ def store_captures(conn: sa.Connection, captures: dict[int, list[PlannedUnit]],
     latest = {
         r.circuit_id: r for r in conn.execute(
             sa.text("SELECT DISTINCT ON (circuit_id) circuit_id, content_hash, api_status,"
-                    " percent_complete FROM planned_units_snapshots"
+                    " percent_complete, captured_at FROM planned_units_snapshots"
                     " WHERE circuit_id = ANY(:c) AND captured_at <= :t"
                     " ORDER BY circuit_id, captured_at DESC"),
             {"c": ids, "t": captured_at})
@@ -166,8 +187,14 @@ def store_captures(conn: sa.Connection, captures: dict[int, list[PlannedUnit]],
                      "run": run_id})
         if circuit.api_status == "ACTIV" and circuit.percent_complete >= FULLY_PLANNED_PERCENT:
             pending[cid] = pending_units(u.permission_status for u in units)
-    # The batch's rows in one pipelined executemany: one round trip, not one per capture.
-    snap_ids = [r[0] for r in executemany_returning(conn, _INSERT_CAPTURE, rows)]
+    # New captures go in by COPY (the batch in one stream: BENCHMARKS.md, writes); one at the
+    # very instant of an earlier capture (a retried run with a frozen clock) replaces it.
+    again = {cid for cid, prev in latest.items() if prev.captured_at == captured_at}
+    snap_ids = _copy_captures(conn, [r for r in rows if r["c"] not in again])
+    replaced = [r for r in rows if r["c"] in again]
+    snap_ids.update((r["c"], i) for r, (i,) in zip(
+        replaced, executemany_returning(conn, _INSERT_CAPTURE, replaced)))
+    snap_ids = [snap_ids[r["c"]] for r in rows]
     for row, snap_id in zip(rows, snap_ids):
         cid = row["c"]
         result.stored += 1
