@@ -138,9 +138,11 @@ def workstudio_session(workstudio: WorkStudioResource, warehouse_engine: sa.Engi
 CIRCUIT_SYNC_POOL = "ws_tracker_circuit_sync"
 UNIT_SYNC_POOL = "ws_tracker_unit_sync"
 
-# Circuits whose units are written per statement batch of a capture run: memory holds at most
-# this many circuits' units (plus the fetches in flight), whatever the size of the tenant.
+# A capture run writes its units in batches of this many circuits, or fewer when their units
+# reach CAPTURE_BATCH_UNITS: memory holds two batches (one being written, one filling) plus the
+# fetches in flight, whatever the size of the tenant or of its jobs (BENCHMARKS.md, e2e_10x).
 CAPTURE_BATCH_CIRCUITS = 200
+CAPTURE_BATCH_UNITS = 20_000
 
 
 def bounded_in_order(pool, fn, items: list, *, window: int):
@@ -280,7 +282,7 @@ def planned_unit_captures(
         todo_by_id = {c.id: c for c in todo}
         pending: dict[int, list[PlannedUnit]] = {}  # fetched, not yet written
         pending_bad: list[Batch] = []  # bad rows of those fetches, not yet on record
-        processed = 0
+        processed = pending_units = 0
         # One transaction for the whole step (a failure leaves no capture of this run), written
         # in batches as the fetches come in: only a batch of circuits' units is ever in memory.
         with workstudio_session(workstudio, engine, config.run_as) as (client, secrets), \
@@ -292,7 +294,12 @@ def planned_unit_captures(
                 dataset = client.planned_units(work_order)
                 units_by_ext, row_issues = normalise_units(dataset.rows)
                 row_issues = dataset.rejected + dataset.renumber(row_issues)
-                return units_by_ext, row_issues, dataset.raw_rows() if row_issues else None
+                if not row_issues:
+                    return units_by_ext, row_issues, None
+                # Keep only the rows the issues name: they wait for their batch to be written.
+                named = {i.row_number for i in row_issues}
+                return units_by_ext, row_issues, {n: row for n, row in dataset.raw_rows().items()
+                                                  if n in named}
 
             def write(batch: dict[int, list[PlannedUnit]], bad: list[Batch]):
                 # Bad rows go on record in their own transaction before the units of the same
@@ -344,9 +351,12 @@ def planned_unit_captures(
                                                       "circuit listed; not captured"})
                     for ext, job in jobs.items():
                         pending[job.id] = units_by_ext.get(ext, [])
+                        pending_units += len(pending[job.id])
                         processed += 1
-                    if len(pending) >= CAPTURE_BATCH_CIRCUITS:
+                    if (len(pending) >= CAPTURE_BATCH_CIRCUITS
+                            or pending_units >= CAPTURE_BATCH_UNITS):
                         flush()
+                        pending_units = 0
                 flush()
                 writer.wait()
             result, quarantined = writer.result, writer.quarantined
