@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import time
 from pathlib import Path
 
 ENV_DATABASE_URL = "WS_TRACKER_DATABASE_URL"
@@ -22,6 +23,9 @@ SIMULATOR_USERNAME = "ASPLUNDH\\wstracker"
 SIMULATOR_PASSWORD = "wstracker-sim"
 
 TIMEZONE = "America/New_York"
+# The evening unit sync's time of day (New York): the instant a past day stands for, for a
+# simulated run of that day (`ws-tracker run --date`) and for an import dated that day.
+EVENING_SYNC_TIME = time(17, 30)
 
 
 def _env(name: str) -> str | None:

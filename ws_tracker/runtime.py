@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 from dataclasses import dataclass
-from datetime import date, datetime, time, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -25,7 +25,7 @@ NY = ZoneInfo(config.TIMEZONE)
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # When the bundled simulator stands in for WorkStudio and a past day is asked for, the world
 # and the pipeline clock are set to that day's afternoon sync time.
-SIMULATED_SYNC_TIME = time(17, 30)
+SIMULATED_SYNC_TIME = config.EVENING_SYNC_TIME
 
 
 @dataclass

@@ -25,14 +25,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timezone
+from datetime import date, datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from ws_tracker import config
 from ws_tracker.rules.circuits import CircuitRecord, region_key, resolve_parents
-from ws_tracker.rules.units import PlannedUnit, content_hash, unit_to_json, units_from_json
+from ws_tracker.rules.units import PlannedUnit, canonical_json, units_from_json
 from ws_tracker.warehouse.circuit_sync import (
     HISTORY_FIELDS,
     UNKNOWN_REGION,
@@ -49,12 +50,12 @@ from ws_tracker.warehouse.workflow import refresh_stages
 __all__ = ["IMPORT_TIME", "LoadResult", "captured_at_for", "load_circuits", "load_units",
            "remove_rows_of_import"]
 
-NY = ZoneInfo("America/New_York")
+NY = ZoneInfo(config.TIMEZONE)
 # The instant an as-of date stands for: the evening sync's time in New York, as
 # `ws-tracker run --date` uses for a past day. The day's derived partitions read the state at
 # the end of the day, so any time inside the day gives the same history; a live sync of the
 # same day at 17:30 exactly is kept, and the import skips those rows (reported).
-IMPORT_TIME = time(17, 30)
+IMPORT_TIME = config.EVENING_SYNC_TIME
 CIRCUIT_BATCH = 500
 UNIT_BATCH_CIRCUITS = 200
 UNIT_BATCH_UNITS = 10_000  # and at most about this many units per write batch
@@ -472,8 +473,7 @@ def _capture_batch(conn: sa.Connection, captures: dict[int, list[PlannedUnit]],
         {"c": ids, "t": at})}
     inserts, stored = [], []
     for cid, units in captures.items():
-        units = sorted(units, key=lambda u: u.unit_id)
-        digest = content_hash(units)
+        payload, digest = canonical_json(units)  # the live path's encoding: one for both
         prev = latest.get(cid)
         if prev is not None and prev.captured_at == at:
             if prev.content_hash != digest:
@@ -493,7 +493,7 @@ def _capture_batch(conn: sa.Connection, captures: dict[int, list[PlannedUnit]],
         inserts.append({"c": cid, "wo": wo, "ext": ext, "h": digest, "n": len(units),
                         "st": st.api_status if st else None,
                         "pc": st.percent_complete if st else None, "t": at,
-                        "raw": json.dumps([unit_to_json(u) for u in units]),
+                        "raw": payload,
                         "import_id": import_id})
         stored.append(cid)
         result.units_loaded += len(units)
