@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from ws_tracker.rules.circuits import CircuitRecord, region_key, resolve_parents
 from ws_tracker.rules.decoding import to_decimal
-from ws_tracker.warehouse.batch import executemany_returning
+from ws_tracker.warehouse.batch import insert_rows, update_rows
 from ws_tracker.warehouse.events import notify, payload
 from ws_tracker.warehouse.locks import LIVE_WRITES, lock
 from ws_tracker.warehouse.workflow import StageChange, refresh_stages
@@ -144,17 +144,11 @@ _CIRCUIT_COLS = ("id", "job_guid", "work_order", "extension", "region_id", "titl
                  "parent_circuit_id", "deleted_at")
 
 
-_JSONB_COLUMNS = ("api_data_json", "user_modified_fields")
-_INSERT_CIRCUIT = (
-    "INSERT INTO circuits (job_guid, work_order, extension, region_id, title, contractor,"
-    " cycle_type, total_miles, miles_planned, percent_complete, total_acres, start_date,"
-    " api_modified_date, api_modified_at, api_status, api_version, job_type, taken_by,"
-    " api_data_json, last_synced_at)"
-    " VALUES (%(job_guid)s, %(work_order)s, %(extension)s, %(region_id)s, %(title)s,"
-    " %(contractor)s, %(cycle_type)s, %(total_miles)s, %(miles_planned)s, %(percent_complete)s,"
-    " %(total_acres)s, %(start_date)s, %(api_modified_date)s, %(api_modified_at)s,"
-    " %(api_status)s, %(api_version)s, %(job_type)s, %(taken_by)s,"
-    " CAST(%(api_data_json)s AS jsonb), %(observed_at)s) RETURNING id")
+_INSERT_COLUMNS = ("job_guid", "work_order", "extension", "region_id", "title", "contractor",
+                   "cycle_type", "total_miles", "miles_planned", "percent_complete",
+                   "total_acres", "start_date", "api_modified_date", "api_modified_at",
+                   "api_status", "api_version", "job_type", "taken_by", "api_data_json",
+                   "last_synced_at")
 
 
 def sync_circuits(conn: sa.Connection, records: list[CircuitRecord], *, observed_at: datetime,
@@ -223,10 +217,11 @@ def sync_circuits(conn: sa.Connection, records: list[CircuitRecord], *, observed
         else:
             result.unchanged += 1
 
-    new_ids = executemany_returning(conn, _INSERT_CIRCUIT, [
-        {**row, "api_data_json": json.dumps(row["api_data_json"]), "observed_at": observed_at}
-        for row in inserts])
-    for row, (row_id,) in zip(inserts, new_ids):
+    new_ids = dict(insert_rows(conn, "circuits", _INSERT_COLUMNS,
+                               [{**row, "last_synced_at": observed_at} for row in inserts],
+                               returning=("job_guid", "id")))
+    for row in inserts:
+        row_id = new_ids[row["job_guid"]]
         existing[row["job_guid"]] = {"id": row_id, "user_modified_fields": None, **row}
         result.events.append(payload(
             "circuit_updated", at=observed_at, change="created", circuit_id=row_id,
@@ -234,16 +229,12 @@ def sync_circuits(conn: sa.Connection, records: list[CircuitRecord], *, observed
             api_status=row["api_status"], fields=[], dagster_run_id=run_id))
     result.created = len(inserts)
 
-    # One pipelined executemany per set of changed columns (usually a handful of shapes).
+    # One statement per set of changed columns (usually a handful of shapes).
     by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for row in updates:
-        by_shape.setdefault(tuple(c for c in row if c != "id"), []).append(
-            {c: (json.dumps(v) if c in _JSONB_COLUMNS and v is not None else v)
-             for c, v in row.items()})
+        by_shape.setdefault(tuple(c for c in row if c != "id"), []).append(row)
     for columns, rows in by_shape.items():
-        sets = ", ".join(f"{c} = CAST(:{c} AS jsonb)" if c in _JSONB_COLUMNS else f"{c} = :{c}"
-                         for c in columns)
-        conn.execute(sa.text(f"UPDATE circuits SET {sets}, updated_at = now() WHERE id = :id"), rows)
+        update_rows(conn, "circuits", "id", columns, rows, also="updated_at = now()")
     result.updated = len(updates)
 
     ids = {g: existing[g]["id"] for g in guids}
@@ -298,6 +289,10 @@ def _link_parents(conn: sa.Connection, records: list[CircuitRecord], ids: dict[s
     )
 
 
+_HISTORY_COLUMNS = ("circuit_id", "valid_from", "valid_to", "state_hash", *HISTORY_FIELDS,
+                    "dagster_run_id")
+
+
 def _record_history(conn: sa.Connection, ids: dict[str, int], api_rows: dict[str, dict[str, Any]],
                     observed_at: datetime, run_id: str | None) -> int:
     """Keep every change of a circuit's API state with its validity period.
@@ -330,32 +325,18 @@ def _record_history(conn: sa.Connection, ids: dict[str, int], api_rows: dict[str
             continue
         if cur is not None and cur.valid_from == observed_at:
             # Same instant observed again with other values: the later observation wins.
-            deletes.append({"id": cur.id})
+            deletes.append(cur.id)
         elif cur is not None:
-            closes.append({"t": observed_at, "id": cur.id})
-        inserts.append({**state, "circuit_id": cid, "state_hash": digest, "run_id": run_id,
-                        "valid_from": observed_at, "valid_to": following.get(cid)})
+            closes.append({"valid_to": observed_at, "id": cur.id})
+        inserts.append({**state, "circuit_id": cid, "state_hash": digest,
+                        "dagster_run_id": run_id, "valid_from": observed_at,
+                        "valid_to": following.get(cid)})
     # Each circuit's old version is deleted or closed before its new one is inserted; the
     # three kinds go in three pipelined batches (one round trip each, not one per row).
     if deletes:
-        conn.execute(sa.text("DELETE FROM circuit_history WHERE id = :id"), deletes)
-    if closes:
-        conn.execute(sa.text("UPDATE circuit_history SET valid_to = :t WHERE id = :id"), closes)
-    if inserts:
-        conn.execute(
-            sa.text(
-                "INSERT INTO circuit_history (circuit_id, valid_from, valid_to, state_hash, job_guid,"
-                " work_order, extension, parent_circuit_id, region_id, api_status, title, contractor,"
-                " cycle_type, job_type, total_miles, miles_planned, percent_complete, total_acres,"
-                " start_date, api_modified_date, api_modified_at, api_version, taken_by,"
-                " dagster_run_id) VALUES (:circuit_id, :valid_from, :valid_to, :state_hash,"
-                " :job_guid, :work_order, :extension, :parent_circuit_id, :region_id, :api_status,"
-                " :title, :contractor, :cycle_type, :job_type, :total_miles, :miles_planned,"
-                " :percent_complete, :total_acres, :start_date, :api_modified_date,"
-                " :api_modified_at, :api_version, :taken_by, :run_id)"
-            ),
-            inserts,
-        )
+        conn.execute(sa.text("DELETE FROM circuit_history WHERE id = ANY(:ids)"), {"ids": deletes})
+    update_rows(conn, "circuit_history", "id", ("valid_to",), closes)
+    insert_rows(conn, "circuit_history", _HISTORY_COLUMNS, inserts)
     return len(inserts)
 
 

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from ws_tracker.rules.circuits import normalise_guid
 from ws_tracker.rules.decoding import DecodeError
 from ws_tracker.rules.stages import FULLY_PLANNED_PERCENT, check_stage, decide_stage, derived_stage, pending_units
-from ws_tracker.warehouse.batch import executemany_returning
+from ws_tracker.warehouse.batch import executemany_returning, insert_rows, update_rows
 from ws_tracker.warehouse.events import notify, payload
 from ws_tracker.warehouse.users import user_id_by_email
 
@@ -141,31 +141,46 @@ def refresh_stages(conn: sa.Connection, circuit_ids: Iterable[int], *, at: datet
     return changes
 
 
+_STATE_COLUMNS = ("circuit_id", "workflow_stage", "stage_changed_at", "stage_changed_by",
+                  "stage_source", "stage_api_status")
+_CHANGE_COLUMNS = ("circuit_id", "from_stage", "to_stage", "source", "api_status", "changed_at",
+                   "changed_by", "dagster_run_id")
+
+
 def _write_many(conn: sa.Connection, writes: list, *, at: datetime, run_id: str | None
                 ) -> list[StageChange]:
-    """:func:`_write` for many circuits (the API's decisions), in four pipelined batches
-    instead of up to two statements per circuit; changes keep the order of ``writes``."""
+    """:func:`_write` for many circuits (the API's decisions), in four set-based statements
+    instead of up to two statements per circuit; changes keep the order of ``writes`` (their
+    ids too, so the workflow-stage sensor's cursor reads them in that order)."""
     new_states, moved, restamped, recorded = [], [], [], []
     for row, decision in writes:
-        params = {"c": row.id, "s": decision.stage, "src": decision.source, "st": row.api_status,
-                  "t": at, "by": None}
+        state = {"circuit_id": row.id, "workflow_stage": decision.stage, "stage_changed_at": at,
+                 "stage_changed_by": None, "stage_source": decision.source,
+                 "stage_api_status": row.api_status}
         if row.workflow_stage is None:
-            new_states.append(params)
+            new_states.append(state)
         elif decision.changed:
-            moved.append(params)
+            moved.append(state)
         else:
-            restamped.append(params)
+            restamped.append(state)
         if decision.changed:
-            recorded.append((row, decision, {**params, "f": row.workflow_stage, "run": run_id}))
-    for sql, batch in ((_INSERT_STATE, new_states), (_MOVE_STATE, moved),
-                       (_RESTAMP_STATE, restamped)):
-        if batch:
-            conn.execute(sa.text(sql), batch)
-    ids = executemany_returning(conn, _INSERT_CHANGE, [p for _, _, p in recorded])
-    return [StageChange(change_id, row.id, row.job_guid, row.work_order, row.extension or "@",
+            recorded.append((row, decision))
+    insert_rows(conn, "circuit_ui_states", _STATE_COLUMNS, new_states,
+                on_conflict="(circuit_id) DO NOTHING")
+    update_rows(conn, "circuit_ui_states", "circuit_id", _STATE_COLUMNS[1:], moved,
+                also="updated_at = now()")
+    update_rows(conn, "circuit_ui_states", "circuit_id",
+                ("stage_source", "stage_api_status", "stage_changed_by"), restamped,
+                also="updated_at = now()")
+    ids = dict(insert_rows(conn, "circuit_stage_changes", _CHANGE_COLUMNS, [
+        {"circuit_id": row.id, "from_stage": row.workflow_stage, "to_stage": decision.stage,
+         "source": decision.source, "api_status": row.api_status, "changed_at": at,
+         "changed_by": None, "dagster_run_id": run_id} for row, decision in recorded],
+        returning=("circuit_id", "id")))
+    return [StageChange(ids[row.id], row.id, row.job_guid, row.work_order, row.extension or "@",
                         row.workflow_stage, decision.stage, decision.source, row.api_status, at,
                         None, run_id)
-            for (row, decision, _), (change_id,) in zip(recorded, ids)]
+            for row, decision in recorded]
 
 
 def find_circuit(conn: sa.Connection, ref: str) -> int:
