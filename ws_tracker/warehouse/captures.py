@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Iterable, Iterator
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -131,11 +131,12 @@ _INSERT_CAPTURE = (
 _COPY_COLUMNS = ("c", "wo", "ext", "tr", "h", "n", "st", "pc", "t", "raw", "run")
 
 
-def _copy_captures(conn: sa.Connection, rows: list[dict[str, Any]]) -> dict[int, int]:
+def _copy_captures(conn: sa.Connection, rows: Iterable[dict[str, Any]], captured_at: datetime
+                   ) -> dict[int, int]:
     """COPY new captures (none may exist at their instant) in ``conn``'s transaction;
-    circuit id -> new capture id."""
-    if not rows:
-        return {}
+    circuit id -> new capture id. ``rows`` may be a generator: each row is sent as soon as it
+    is built, so the server stores one while the next is encoded."""
+    copied: list[int] = []
     with conn.connection.driver_connection.cursor() as cur:
         with cur.copy("COPY planned_units_snapshots (circuit_id, work_order, extension,"
                       " snapshot_trigger, content_hash, unit_count, api_status,"
@@ -143,9 +144,11 @@ def _copy_captures(conn: sa.Connection, rows: list[dict[str, Any]]) -> dict[int,
                       ) as copy:
             for row in rows:
                 copy.write_row([row[k] for k in _COPY_COLUMNS])
+                copied.append(row["c"])
+        if not copied:
+            return {}
         cur.execute("SELECT circuit_id, id FROM planned_units_snapshots"
-                    " WHERE circuit_id = ANY(%s) AND captured_at = %s",
-                    ([r["c"] for r in rows], rows[0]["t"]))
+                    " WHERE circuit_id = ANY(%s) AND captured_at = %s", (copied, captured_at))
         return dict(cur.fetchall())
 
 
@@ -170,28 +173,37 @@ def store_captures(conn: sa.Connection, captures: dict[int, list[PlannedUnit]],
     }
     rows: list[dict[str, Any]] = []
     pending: dict[int, int] = {}  # circuit id -> units waiting for a permission
-    for cid, units in captures.items():
-        circuit = circuits[cid]
-        payload, digest = canonical_json(units)
-        prev = latest.get(cid)
-        if prev is not None and prev.content_hash == digest:
-            result.unchanged += 1
-            continue
-        trigger = decide_trigger(
-            prev.api_status if prev else None,
-            float(prev.percent_complete) if prev and prev.percent_complete is not None else None,
-            circuit.api_status, circuit.percent_complete, run_trigger)
-        rows.append({"c": cid, "wo": circuit.work_order, "ext": circuit.extension, "tr": trigger,
-                     "h": digest, "n": len(units), "st": circuit.api_status,
-                     "pc": circuit.percent_complete, "t": captured_at, "raw": payload,
-                     "run": run_id})
-        if circuit.api_status == "ACTIV" and circuit.percent_complete >= FULLY_PLANNED_PERCENT:
-            pending[cid] = pending_units(u.permission_status for u in units)
-    # New captures go in by COPY (the batch in one stream: BENCHMARKS.md, writes); one at the
-    # very instant of an earlier capture (a retried run with a frozen clock) replaces it.
+    # New captures go in by COPY (the batch in one stream, each row sent as soon as it is
+    # encoded: BENCHMARKS.md, writes); one at the very instant of an earlier capture (a
+    # retried run with a frozen clock) replaces it.
     again = {cid for cid, prev in latest.items() if prev.captured_at == captured_at}
-    snap_ids = _copy_captures(conn, [r for r in rows if r["c"] not in again])
-    replaced = [r for r in rows if r["c"] in again]
+    replaced: list[dict[str, Any]] = []
+
+    def changed() -> Iterator[dict[str, Any]]:
+        for cid, units in captures.items():
+            circuit = circuits[cid]
+            payload, digest = canonical_json(units)
+            prev = latest.get(cid)
+            if prev is not None and prev.content_hash == digest:
+                result.unchanged += 1
+                continue
+            trigger = decide_trigger(
+                prev.api_status if prev else None,
+                float(prev.percent_complete) if prev and prev.percent_complete is not None
+                else None, circuit.api_status, circuit.percent_complete, run_trigger)
+            row = {"c": cid, "wo": circuit.work_order, "ext": circuit.extension, "tr": trigger,
+                   "h": digest, "n": len(units), "st": circuit.api_status,
+                   "pc": circuit.percent_complete, "t": captured_at, "raw": payload,
+                   "run": run_id}
+            rows.append(row)
+            if circuit.api_status == "ACTIV" and circuit.percent_complete >= FULLY_PLANNED_PERCENT:
+                pending[cid] = pending_units(u.permission_status for u in units)
+            if cid in again:
+                replaced.append(row)
+            else:
+                yield row
+
+    snap_ids = _copy_captures(conn, changed(), captured_at)
     snap_ids.update((r["c"], i) for r, (i,) in zip(
         replaced, executemany_returning(conn, _INSERT_CAPTURE, replaced)))
     snap_ids = [snap_ids[r["c"]] for r in rows]
