@@ -378,12 +378,13 @@ def _planners(conn: sa.Connection, records: list[CircuitRecord], ids: dict[str, 
             {"u": username, "t": observed_at},
         )
     result.unlinked_planners = sorted(unlinked)
+    # One pass over circuits (grouped), not one count per planner.
     conn.execute(sa.text(
-        "UPDATE unlinked_planners p SET circuit_count = n.cnt, updated_at = now()"
-        " FROM (SELECT p2.id, (SELECT count(DISTINCT c.id) FROM circuits c"
-        "        WHERE lower(c.taken_by) = lower(p2.ws_username) AND c.deleted_at IS NULL) AS cnt"
-        "       FROM unlinked_planners p2) n"
-        " WHERE p.id = n.id AND p.circuit_count IS DISTINCT FROM n.cnt"))
+        "UPDATE unlinked_planners p SET circuit_count = coalesce(n.cnt, 0), updated_at = now()"
+        " FROM unlinked_planners p2 LEFT JOIN (SELECT lower(taken_by) AS key, count(*) AS cnt"
+        "   FROM circuits WHERE deleted_at IS NULL AND taken_by IS NOT NULL GROUP BY 1) n"
+        "   ON n.key = lower(p2.ws_username)"
+        " WHERE p.id = p2.id AND p.circuit_count IS DISTINCT FROM coalesce(n.cnt, 0)"))
 
 
 def state_as_of(conn: sa.Connection, at: datetime) -> list[sa.Row]:

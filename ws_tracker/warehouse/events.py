@@ -36,8 +36,11 @@ def payload(kind: str, at: datetime | None = None, **fields: Any) -> dict[str, A
     if kind not in EVENT_KINDS:
         raise ValueError(f"unknown event kind {kind!r}; expected one of {EVENT_KINDS}")
     at = at or datetime.now(timezone.utc)
-    return {"event": kind, "version": PAYLOAD_VERSION, "at": _iso(at),
-            **{k: _iso(v) for k, v in fields.items()}}
+    out = {"event": kind, "version": PAYLOAD_VERSION, "at": _iso(at), **fields}
+    for k, v in fields.items():  # few fields are datetimes: convert just those
+        if isinstance(v, datetime):
+            out[k] = _iso(v)
+    return out
 
 
 def encode(event: dict[str, Any]) -> str:
