@@ -12,6 +12,7 @@ and ``at`` (UTC ISO-8601). The per-kind fields are listed in README.md ("Events"
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from datetime import datetime, timezone
 from typing import Any
 
@@ -28,8 +29,14 @@ MAX_PAYLOAD_BYTES = 7900
 
 def _iso(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+        return _utc_text(value)
     return value
+
+
+@lru_cache(maxsize=256)
+def _utc_text(value: datetime) -> str:
+    # Cached: a sync stamps thousands of events with the same instant (its clock).
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def payload(kind: str, at: datetime | None = None, **fields: Any) -> dict[str, Any]:
