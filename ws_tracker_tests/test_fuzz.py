@@ -784,3 +784,163 @@ def test_every_record_the_transformer_accepts_can_be_stored(engine, rows):
     if records:
         stored = _store_and_read(engine, records)
         assert set(stored) == {r.job_guid for r in records}
+
+
+# --------------------------------------------------------------------------- fast units path
+# normalise_units decodes column by column (memos, one-pass trims, values shared by a whole
+# column, a day cache shared across calls); _normalise_units_reference is the plain algorithm
+# (unit_from_row per row). They must agree exactly: units type for type and fields set,
+# grouping and order, issues and their order, and the exception if one is raised.
+from ws_tracker.rules import units as units_module  # noqa: E402
+
+TRICKY_SCALARS = st.sampled_from([
+    True, False, 1, 0, 1.0, 0.0, -0.0, 2, 2.0, 2.5, -1, "1", "0", "1.0", "2.5", " 7 ", "",
+    " ", None, float("nan"), float("inf"), 10 ** 20, 10 ** 400, "1e400", "\x00", "é", " é ",
+    "\u00a0x\u00a0", "/Date(2026-03-04)/", "/Date(1899-12-30)/", "/Date(2026-02-30)/",
+    "/Date(1733340000000)/", " /Date(2026-03-04)/ ", "/Date(2026-03-04T23:30:00-05:00)/",
+    "2026-03-04", "46065.75", 46065.75, 46065, [], {}, [1], {"a": 1},
+])
+UNIT_ODD = {
+    "SSUNITS_OBJECTID": st.one_of(
+        st.integers(1, 6), st.integers(1, 6).map(str), st.integers(1, 6).map(float),
+        st.sampled_from([None, "", " ", "abc", "1.5", 1.5, True, False, " 3 ", "0x1", 10 ** 400,
+                         -(10 ** 301), float("nan"), [1], {"id": 1}])),
+    "SS_EXT": st.sampled_from(["@", "", None, "C_a", " C_a ", "C_ba", "\u00a0@", "é", True, 1,
+                               1.5, "C\x00a", [], "\ud800"]),
+    "VEGUNIT_ASSDDATE": st.one_of(date_like, st.sampled_from(
+        ["/Date(2026-03-04)/", "/Date(2026-03-05)/", "/Date(1899-12-30)/", "/Date(0999-01-01)/"])),
+    "VEGUNIT_AUDITDATE": st.one_of(date_like, st.sampled_from(
+        ["/Date(2026-03-04)/", "/Date(1899-12-30)/", "", None])),
+    "VEGUNIT_AUDIT_PASS": st.sampled_from([True, False, "", "1", None]),
+    "VEGUNIT_ASSLAT": st.one_of(st.floats(-90, 90), st.floats()),
+    "VEGUNIT_ASSLONG": st.one_of(st.floats(-180, 180), st.integers(-180, 180)),
+    "STATIONS_SPANLGTH": st.one_of(st.floats(0, 500), st.floats(0, 500).map(repr)),
+}
+
+
+# Clean text as the service sends it: ASCII, sometimes padded, sometimes "" (NULL).
+clean_unit_text = st.one_of(
+    st.text(string.ascii_letters + string.digits + " -_/\\'.", max_size=12),
+    st.sampled_from(["", " ", "Approved", " Approved ", "SPM", "Ann Lee", "C_a"]))
+
+wrapped_days = st.dates(min_value=date(1890, 1, 1), max_value=date(2030, 12, 31)).map(
+    lambda d: _wrap(d.isoformat()))
+CLEAN_UNIT = {
+    "SSUNITS_OBJECTID": st.integers(1, 10 ** 10),
+    "VEGUNIT_ASSDDATE": wrapped_days,
+    "VEGUNIT_AUDITDATE": st.one_of(wrapped_days, st.just("/Date(1899-12-30)/")),
+    "STATIONS_SPANLGTH": st.one_of(st.floats(0, 500), st.just("")),
+    "VEGUNIT_ASSLONG": st.floats(-180, 180),
+}
+
+
+def _unit_cell(column: str, clean: bool = False):
+    """A plausible value for this column; unless ``clean``, sometimes an odd one, or anything
+    a JSON row can hold."""
+    plausible = PLAUSIBLE_UNIT.get(column, clean_unit_text)
+    if clean:
+        return CLEAN_UNIT.get(column, plausible)
+    good = st.one_of(plausible, UNIT_ODD.get(column, hostile_text))
+    return st.integers(0, 5).flatmap(lambda k: good if k < 3 else TRICKY_SCALARS if k < 5
+                                     else hostile_cells)
+
+
+@st.composite
+def unit_listings(draw):
+    """Planned-unit listings as the envelope gives them (one heading, every row keyed alike)
+    or ragged; columns clean, odd, or one value all down; duplicate rows (identical or not)."""
+    heading = list(draw(st.sampled_from([UNIT_HEADING, protocol.PLANNED_UNITS_HEADING])))
+    if draw(st.integers(0, 3)) == 0:
+        heading = draw(st.permutations(heading))
+    n = draw(st.integers(1, 10))
+    clean_listing = draw(st.integers(0, 2)) == 0  # no odd value at all (the usual response)
+    columns = []
+    for column in heading:
+        mode = draw(st.integers(0, 3))
+        clean = clean_listing or mode == 1
+        if mode == 0:  # the same value all down the column
+            value = draw(_unit_cell(column, clean))
+            columns.append([value] * n)
+        else:
+            columns.append([draw(_unit_cell(column, clean)) for _ in range(n)])
+    rows = [dict(zip(heading, values)) for values in zip(*columns)]
+    for _ in range(draw(st.integers(0, 4))):  # duplicates: identical, or differing somewhere
+        copy = dict(draw(st.sampled_from(rows)))
+        if draw(st.booleans()):
+            column = draw(st.sampled_from(heading))
+            copy[column] = draw(_unit_cell(column, clean_listing))
+        rows.insert(draw(st.integers(0, len(rows))), copy)
+    if draw(st.integers(0, 3)) == 0:  # ragged: a row without a column, or with one more
+        row = draw(st.sampled_from(rows))
+        if draw(st.booleans()):
+            row.pop(draw(st.sampled_from(sorted(row))), None)
+        else:
+            row[draw(st.sampled_from(["VEGJOB_X", "STATIONS_SPANLGTH", "VEGUNIT_FRSTR_USER"]))] = \
+                draw(_unit_cell("X", clean_listing))
+    return rows
+
+
+def _normalise_outcome(fn, rows):
+    try:
+        return fn(rows)
+    except Exception as exc:  # noqa: BLE001 - both must fail alike
+        return type(exc), str(exc)
+
+
+def _unit_shape(unit):
+    return (type(unit), [(k, type(v), v) for k, v in unit.__dict__.items()],
+            unit.__pydantic_fields_set__, unit.__pydantic_extra__, unit.__pydantic_private__)
+
+
+def assert_same_normalisation(rows):
+    fast = _normalise_outcome(normalise_units, rows)
+    reference = _normalise_outcome(units_module._normalise_units_reference, rows)
+    if not isinstance(reference[0], dict):  # an exception
+        assert fast == reference
+        return
+    (grouped, issues), (want_grouped, want_issues) = fast, reference
+    assert list(grouped) == list(want_grouped)
+    for extension, units in grouped.items():
+        assert [_unit_shape(u) for u in units] == [_unit_shape(u) for u in want_grouped[extension]]
+    assert issues == want_issues
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(unit_listings())
+@example([{"SSUNITS_OBJECTID": 1, "VEGUNIT_AUDIT_PASS": True},
+          {"SSUNITS_OBJECTID": 1, "VEGUNIT_AUDIT_PASS": 1}])
+@example([{"SSUNITS_OBJECTID": 1, "JOBVEGETATIONUNITS_ACRES": v} for v in (1, True, 1.0, "1")])
+@example([{"SSUNITS_OBJECTID": 2, "VEGUNIT_ASSLAT": v} for v in (-0.0, 0.0, 0, float("inf"))])
+@example([{"SSUNITS_OBJECTID": 10 ** 5000}])  # str(unit id) fails, as it always did
+@example([{"SSUNITS_OBJECTID": i, "SS_EXT": e} for i, e in ((1, "C_a"), (2, True), (3, None))])
+@example([{"SSUNITS_OBJECTID": 1, "VEGUNIT_FORESTER": {"a": 1}},
+          {"SSUNITS_OBJECTID": 2, "VEGUNIT_FORESTER": "Ann"}])
+def test_fast_normalise_units_equals_the_reference(rows):
+    assert_same_normalisation(rows)
+
+
+def test_fast_normalise_units_equals_the_reference_on_simulator_rows():
+    from ws_tracker.simulator.world import World, WorldConfig
+
+    world = World(WorldConfig(seed=11, circuits=40, split_rate=0.3, extra_unit_columns=True))
+    heading = world.planned_units_heading()
+    wo_column = protocol.CIRCUIT_LIST_HEADING.index("SS_WO")
+    work_orders = sorted({r[wo_column] for status in ("ACTIV", "QC", "REWRK", "CLOSE")
+                          for r in world.circuit_rows(status)})
+    assert work_orders
+    total = 0
+    for wo in work_orders:
+        rows = json.loads(json.dumps([dict(zip(heading, r))
+                                      for r in world.planned_unit_rows(wo)]))
+        assert_same_normalisation(rows)
+        total += len(rows)
+    assert total > 1000
+
+
+def test_fast_normalise_units_day_cache_is_bounded(monkeypatch):
+    monkeypatch.setattr(units_module, "_DAYS", {})
+    monkeypatch.setattr(units_module, "_DAYS_MAX", 3)
+    days = [f"/Date(2026-01-{d:02d})/" for d in range(1, 10)] + ["/Date(2026-02-30)/", True]
+    rows = [{"SSUNITS_OBJECTID": i, "VEGUNIT_ASSDDATE": day} for i, day in enumerate(days * 2)]
+    assert_same_normalisation(rows)
+    assert len(units_module._DAYS) <= 3
