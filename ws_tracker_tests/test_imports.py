@@ -489,7 +489,7 @@ def _rollups(engine) -> dict[str, list[tuple]]:
 
 
 def test_two_imported_days_backfill_into_the_history_a_live_sync_gives(
-        exports, engine, db_url, other_db_url):
+        exports, engine, db_url, other_db_url, tmp_path):
     """Import D1 and D2, backfill them: the rollups equal those of live syncs of D1 and D2
     (same world), rebuilt the same way. Then importing into the live database never moves
     live data: the same day's exports change nothing, an older day adds history before it."""
@@ -524,10 +524,9 @@ def test_two_imported_days_backfill_into_the_history_a_live_sync_gives(
             assert imported[table] == live[table], table
 
         # Into the live database: nothing a live sync stored moves. The same days add no
-        # history (every state is already there); the live captures at the very same instant
-        # are kept, and where the file says more than the live row (the simulator sends
-        # VEGUNIT_AUDIT_PASS as a JSON boolean, which the live decoder stores as NULL; the
-        # file's "True" is kept) the import says so instead of overwriting it.
+        # history (every state is already there) and no capture: the file's units equal the
+        # live captures at the very same instant (VEGUNIT_AUDIT_PASS included: a JSON boolean
+        # live, "True" in the file, "true" in both captures), so none is even a conflict.
         live_rows = _rows_not_of(live_engine, None)
         for day in (D1, D2):
             for path in exports[day]:
@@ -535,8 +534,19 @@ def test_two_imported_days_backfill_into_the_history_a_live_sync_gives(
                 assert r.ok and r.summary["metrics"]["history_versions"] == 0
                 if day == D1 and "planned_units" in path.name:
                     assert r.summary["metrics"]["captures_stored"] == 0
-                    kept = [i for i in r.summary["issues"] if i["code"] == "same_instant_kept"]
-                    assert kept and kept[0]["count"] == r.summary["metrics"]["skipped_same_instant"]
+                    assert r.summary["metrics"]["captures_unchanged"] > 0
+                    assert not [i for i in r.summary["issues"] if i["code"] == "same_instant_kept"]
+        # A file that says otherwise about one circuit at that instant: the live capture is
+        # kept, and the import says so.
+        heading, rows = read_rows(exports[D1][1])
+        species = heading.index("VEGUNIT_SPECIES")
+        rows[0][species] = "Not what the live sync saw"
+        changed = tmp_path / exports[D1][1].name
+        write_csv(changed, heading, rows)
+        r = commit_file(live_engine, changed, as_of=D1)
+        assert r.ok and r.summary["metrics"]["captures_stored"] == 0
+        kept = [i for i in r.summary["issues"] if i["code"] == "same_instant_kept"]
+        assert kept and kept[0]["count"] == r.summary["metrics"]["skipped_same_instant"] == 1
         assert _rows_not_of(live_engine, None) == live_rows
         before = dump_tables(live_engine, ["circuits"])
         old_c, old_u = exports[D0]

@@ -31,6 +31,7 @@ from ws_tracker.rules.units import (
     PlannedUnit,
     content_hash,
     normalise_units,
+    unit_from_row,
     unit_to_json,
     units_from_json,
 )
@@ -587,3 +588,17 @@ def test_a_ragged_row_is_set_aside_and_the_rest_are_read():
     # Issues a transformer numbers by position in ``rows`` map back to response rows.
     from ws_tracker.rules.errors import RowIssue
     assert [i.row_number for i in ds.renumber([RowIssue(1, "A", 1, "r"), RowIssue(2, "B", 5, "r")])] == [1, 3]
+
+
+def test_audit_pass_as_a_json_boolean_is_kept_not_dropped():
+    """VEGUNIT_AUDIT_PASS comes as a JSON boolean (the simulator sends one): a real answer,
+    stored as "true"/"false" with no issue; its text in any case ("True" in a CSV export)
+    gives the same; other text is kept as it is."""
+    given = [True, False, "True", " FALSE ", "", None, "1", "Pass"]
+    rows = [unit_row(i + 1, VEGUNIT_AUDIT_PASS=v) for i, v in enumerate(given)]
+    groups, issues = normalise_units(rows)
+    assert issues == []
+    assert [u.audit_pass for u in groups["@"]] == [
+        "true", "false", "true", "false", None, None, "1", "Pass"]
+    for row, unit in zip(rows, groups["@"]):
+        assert unit_from_row(row) == unit  # the per-row decoder (imports) agrees

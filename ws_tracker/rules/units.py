@@ -119,6 +119,24 @@ _OPTIONAL_NUMBER_COLUMNS = (
 _DATE_COLUMNS = (("assessed_date", "VEGUNIT_ASSDDATE"), ("audit_date", "VEGUNIT_AUDITDATE"))
 
 
+# Text fields WorkStudio may also send as a JSON boolean (VEGUNIT_AUDIT_PASS: the simulator
+# does, and a bool is a real answer, not a bad value): kept as "true"/"false", whether it came
+# as a JSON boolean or as the text of one (a CSV export's "True").
+_FLAG_FIELDS = frozenset({"audit_pass"})
+_FLAG_SPELLINGS = {"true": "true", "false": "false"}
+
+
+def flag_text(value: Any) -> str | None:
+    """A yes/no text field: true/false (JSON booleans, or their text in any case) ->
+    "true"/"false"; any other value as :func:`clean_text` gives it."""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    text = clean_text(value)
+    return _FLAG_SPELLINGS.get(text.lower(), text) if text is not None else None
+
+
 def unit_from_row(
     row: dict[str, Any], n: int | None = None, issues: list[RowIssue] | None = None
 ) -> PlannedUnit | None:
@@ -143,13 +161,14 @@ def unit_from_row(
     fields: dict[str, Any] = {"unit_id": unit_id}
     for name, column in _TEXT_COLUMNS:
         value = row.get(column)
-        if value.__class__ is str:  # the usual case, inline: clean_text's ASCII fast path
+        if value.__class__ is str and name not in _FLAG_FIELDS:  # the usual case, inline:
+            # clean_text's ASCII fast path
             text = value.strip()
             if text.isascii() and "\x00" not in text:
                 fields[name] = text or None
                 continue
         try:
-            fields[name] = clean_text(value)
+            fields[name] = (flag_text if name in _FLAG_FIELDS else clean_text)(value)
         except DecodeError as exc:
             sink.append(RowIssue(n, column, row.get(column), f"{exc}; stored as NULL",
                                  "warning", key, "bad_text"))
@@ -413,6 +432,7 @@ def _int_column(raw: Sequence[Any], memo: _Memo) -> list[Any]:
 # the issue's reason, its code, the field's value, and whether the field still counts as set.
 _ON_ERROR = {
     "text": ("; stored as NULL", "bad_text", None, False),
+    "flag": ("; stored as NULL", "bad_text", None, False),
     "extension": ("; taken as '@'", "bad_text", MAIN_EXTENSION, False),
     "trees": ("; stored as 0", "bad_number", 0, True),
     "measure": ("; stored as 0", "bad_number", 0.0, True),
@@ -421,7 +441,8 @@ _ON_ERROR = {
 }
 # Every decoded column, in the order unit_from_row decodes them (the order of its issues).
 _COLUMN_PLAN = (
-    [(name, column, "text") for name, column in _TEXT_COLUMNS]
+    [(name, column, "flag" if name in _FLAG_FIELDS else "text")
+     for name, column in _TEXT_COLUMNS]
     + [("extension", "SS_EXT", "extension")]
     + [(name, column, "trees" if decoder is decode_int else "measure")
        for name, column, decoder in _MEASURE_COLUMNS]
@@ -455,7 +476,8 @@ def _dict_builder(varying: tuple[str, ...]) -> Callable[..., dict[str, Any]]:
 # raise (int_max_str_digits) as it always did.
 _ID_BOUND = 10 ** 300
 # kind of column -> what decodes one raw value of it to the field's value (memos' decoders)
-_DECODERS = {"text": clean_text, "extension": normalise_extension, "trees": _trees,
+_DECODERS = {"text": clean_text, "flag": flag_text, "extension": normalise_extension,
+             "trees": _trees,
              "measure": _measure, "number": decode_number, "date": _date}
 
 
@@ -477,6 +499,8 @@ def _decode_column(raw: Sequence[Any], kind: str) -> tuple[list, bool]:
     memo = _Memo(_DECODERS[kind])
     if kind == "text":
         return _text_column(raw, memo), memo.bad
+    if kind == "flag":  # few distinct values: each decoded once by flag_text
+        return _memo_column(raw, memo), memo.bad
     if kind == "extension":
         return _text_column(raw, memo, MAIN_EXTENSION), memo.bad
     if kind == "date":
