@@ -22,7 +22,8 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
-__all__ = ["executemany_returning", "insert_rows", "rows_json", "update_rows"]
+__all__ = ["copy_rows", "executemany_returning", "insert_rows", "reserve_ids", "rows_json",
+           "update_rows"]
 
 
 def _default(value: Any) -> Any:
@@ -72,6 +73,32 @@ def update_rows(conn: sa.Connection, table: str, key: str, columns: Sequence[str
     sql = (f"UPDATE {table} AS t SET {sets} FROM {_expand(table)} AS r"
            f" WHERE t.{key} = r.{key}" + (f" AND ({where})" if where else ""))
     return conn.execute(sa.text(sql), {"rows": rows_json(rows)}).rowcount
+
+
+def reserve_ids(conn: sa.Connection, table: str, n: int) -> list[int]:
+    """``n`` new ids from ``table``'s id sequence, ascending: for rows written by
+    :func:`copy_rows`, which returns nothing. Sequences are never rolled back: a failed
+    transaction leaves a gap in the ids, as a failed INSERT does."""
+    if n <= 0:
+        return []
+    return sorted(conn.execute(
+        sa.text("SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"),
+        {"t": table, "n": n}).scalars())
+
+
+def copy_rows(conn: sa.Connection, table: str, columns: Sequence[str],
+              rows: Iterable[Sequence[Any]]) -> int:
+    """COPY ``rows`` (tuples in ``columns`` order; JSON columns as JSON text) into ``table``
+    inside ``conn``'s transaction; the number of rows. The fastest way in for many new rows:
+    no per-row statement, values formatted by psycopg's C code, and each row streamed to the
+    server as soon as it is built, so the server stores one while the next is built."""
+    n = 0
+    with conn.connection.driver_connection.cursor() as cur:
+        with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+                n += 1
+    return n
 
 
 def executemany_returning(conn: sa.Connection, sql: str, rows: Sequence[dict[str, Any]]

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from ws_tracker.rules.circuits import CircuitRecord, region_key, resolve_parents
 from ws_tracker.rules.decoding import to_decimal
-from ws_tracker.warehouse.batch import insert_rows, update_rows
+from ws_tracker.warehouse.batch import copy_rows, reserve_ids, update_rows
 from ws_tracker.warehouse.events import notify, payload
 from ws_tracker.warehouse.locks import LIVE_WRITES, lock
 from ws_tracker.warehouse.workflow import StageChange, refresh_stages
@@ -217,11 +217,12 @@ def sync_circuits(conn: sa.Connection, records: list[CircuitRecord], *, observed
         else:
             result.unchanged += 1
 
-    new_ids = dict(insert_rows(conn, "circuits", _INSERT_COLUMNS,
-                               [{**row, "last_synced_at": observed_at} for row in inserts],
-                               returning=("job_guid", "id")))
-    for row in inserts:
-        row_id = new_ids[row["job_guid"]]
+    # New circuits go in by COPY, with ids taken from the sequence first.
+    new_ids = reserve_ids(conn, "circuits", len(inserts))
+    copy_rows(conn, "circuits", ("id", *_INSERT_COLUMNS), (
+        (row_id, *(row[c] for c in _INSERT_COLUMNS[:-2]), json.dumps(row["api_data_json"]),
+         observed_at) for row_id, row in zip(new_ids, inserts)))
+    for row, row_id in zip(inserts, new_ids):
         existing[row["job_guid"]] = {"id": row_id, "user_modified_fields": None, **row}
         result.events.append(payload(
             "circuit_updated", at=observed_at, change="created", circuit_id=row_id,
@@ -336,7 +337,8 @@ def _record_history(conn: sa.Connection, ids: dict[str, int], api_rows: dict[str
     if deletes:
         conn.execute(sa.text("DELETE FROM circuit_history WHERE id = ANY(:ids)"), {"ids": deletes})
     update_rows(conn, "circuit_history", "id", ("valid_to",), closes)
-    insert_rows(conn, "circuit_history", _HISTORY_COLUMNS, inserts)
+    copy_rows(conn, "circuit_history", _HISTORY_COLUMNS,
+              ([row[c] for c in _HISTORY_COLUMNS] for row in inserts))
     return len(inserts)
 
 

@@ -20,7 +20,13 @@ import sqlalchemy as sa
 from ws_tracker.rules.circuits import normalise_guid
 from ws_tracker.rules.decoding import DecodeError
 from ws_tracker.rules.stages import FULLY_PLANNED_PERCENT, check_stage, decide_stage, derived_stage, pending_units
-from ws_tracker.warehouse.batch import executemany_returning, insert_rows, update_rows
+from ws_tracker.warehouse.batch import (
+    copy_rows,
+    executemany_returning,
+    insert_rows,
+    reserve_ids,
+    update_rows,
+)
 from ws_tracker.warehouse.events import notify, payload
 from ws_tracker.warehouse.users import user_id_by_email
 
@@ -172,15 +178,15 @@ def _write_many(conn: sa.Connection, writes: list, *, at: datetime, run_id: str 
     update_rows(conn, "circuit_ui_states", "circuit_id",
                 ("stage_source", "stage_api_status", "stage_changed_by"), restamped,
                 also="updated_at = now()")
-    ids = dict(insert_rows(conn, "circuit_stage_changes", _CHANGE_COLUMNS, [
-        {"circuit_id": row.id, "from_stage": row.workflow_stage, "to_stage": decision.stage,
-         "source": decision.source, "api_status": row.api_status, "changed_at": at,
-         "changed_by": None, "dagster_run_id": run_id} for row, decision in recorded],
-        returning=("circuit_id", "id")))
-    return [StageChange(ids[row.id], row.id, row.job_guid, row.work_order, row.extension or "@",
+    # Ids taken in order under the stage lock, then the rows COPYed with them.
+    ids = reserve_ids(conn, "circuit_stage_changes", len(recorded))
+    copy_rows(conn, "circuit_stage_changes", ("id", *_CHANGE_COLUMNS), (
+        (change_id, row.id, row.workflow_stage, decision.stage, decision.source, row.api_status,
+         at, None, run_id) for change_id, (row, decision) in zip(ids, recorded)))
+    return [StageChange(change_id, row.id, row.job_guid, row.work_order, row.extension or "@",
                         row.workflow_stage, decision.stage, decision.source, row.api_status, at,
                         None, run_id)
-            for row, decision in recorded]
+            for change_id, (row, decision) in zip(ids, recorded)]
 
 
 def find_circuit(conn: sa.Connection, ref: str) -> int:
