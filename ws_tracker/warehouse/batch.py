@@ -92,9 +92,14 @@ def copy_rows(conn: sa.Connection, table: str, columns: Sequence[str],
     inside ``conn``'s transaction; the number of rows. The fastest way in for many new rows:
     no per-row statement, values formatted by psycopg's C code, and each row streamed to the
     server as soon as it is built, so the server stores one while the next is built."""
-    n = 0
+    rows = iter(rows)
+    first = next(rows, None)
+    if first is None:
+        return 0  # nothing to write: no COPY round trip
+    n = 1
     with conn.connection.driver_connection.cursor() as cur:
         with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            copy.write_row(first)
             for row in rows:
                 copy.write_row(row)
                 n += 1

@@ -217,18 +217,26 @@ def sync_circuits(conn: sa.Connection, records: list[CircuitRecord], *, observed
         else:
             result.unchanged += 1
 
-    # New circuits go in by COPY, with ids taken from the sequence first.
+    # New circuits go in by COPY, with ids taken from the sequence first, so that every
+    # circuit's parent is known before any row is written.
     new_ids = reserve_ids(conn, "circuits", len(inserts))
-    copy_rows(conn, "circuits", ("id", *_INSERT_COLUMNS), (
-        (row_id, *(row[c] for c in _INSERT_COLUMNS[:-2]), json.dumps(row["api_data_json"]),
-         observed_at) for row_id, row in zip(new_ids, inserts)))
     for row, row_id in zip(inserts, new_ids):
         existing[row["job_guid"]] = {"id": row_id, "user_modified_fields": None, **row}
+    ids = {g: existing[g]["id"] for g in guids}
+    result.circuit_ids = ids
+    parent_ids = _parent_ids(conn, records, ids)
+    for guid, parent_id in parent_ids.items():
+        api_rows[guid]["parent_circuit_id"] = parent_id
+    copy_rows(conn, "circuits", ("id", *_INSERT_COLUMNS, "parent_circuit_id"), (
+        (row_id, *(row[c] for c in _INSERT_COLUMNS[:-2]), json.dumps(row["api_data_json"]),
+         observed_at, parent_ids[row["job_guid"]]) for row_id, row in zip(new_ids, inserts)))
+    for row, row_id in zip(inserts, new_ids):
         result.events.append(payload(
             "circuit_updated", at=observed_at, change="created", circuit_id=row_id,
             job_guid=row["job_guid"], work_order=row["work_order"], extension=row["extension"],
             api_status=row["api_status"], fields=[], dagster_run_id=run_id))
     result.created = len(inserts)
+    created = {row["job_guid"] for row in inserts}
 
     # One statement per set of changed columns (usually a handful of shapes).
     by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = {}
@@ -238,16 +246,23 @@ def sync_circuits(conn: sa.Connection, records: list[CircuitRecord], *, observed
         update_rows(conn, "circuits", "id", columns, rows, also="updated_at = now()")
     result.updated = len(updates)
 
-    ids = {g: existing[g]["id"] for g in guids}
-    result.circuit_ids = ids
-    # last_synced_at: when the circuit was last seen; only written when it moves.
-    conn.execute(
-        sa.text("UPDATE circuits SET last_synced_at = :t WHERE id = ANY(:ids)"
-                " AND last_synced_at IS DISTINCT FROM :t"),
-        {"t": observed_at, "ids": list(ids.values())},
-    )
-
-    _link_parents(conn, records, ids, api_rows)
+    known = [ids[g] for g in guids if g not in created]  # the circuits stored before
+    # last_synced_at: when the circuit was last seen; only written when it moves (the new
+    # ones were written with it).
+    if known:
+        conn.execute(
+            sa.text("UPDATE circuits SET last_synced_at = :t WHERE id = ANY(:ids)"
+                    " AND last_synced_at IS DISTINCT FROM :t"),
+            {"t": observed_at, "ids": known},
+        )
+        # A stored split's parent may have been listed (or stored) since.
+        conn.execute(
+            sa.text("UPDATE circuits c SET parent_circuit_id = v.p"
+                    " FROM unnest(CAST(:ids AS bigint[]), CAST(:ps AS bigint[])) AS v(id, p)"
+                    " WHERE c.id = v.id AND c.parent_circuit_id IS DISTINCT FROM v.p"),
+            {"ids": [ids[g] for g in guids if g not in created],
+             "ps": [parent_ids[g] for g in guids if g not in created]},
+        )
     # A new circuit gets its UI state at once; an API change may move the stage.
     result.stage_changes = refresh_stages(conn, ids.values(), at=observed_at, run_id=run_id)
     result.history_versions = _record_history(conn, ids, api_rows, observed_at, run_id)
@@ -256,9 +271,10 @@ def sync_circuits(conn: sa.Connection, records: list[CircuitRecord], *, observed
     return result
 
 
-def _link_parents(conn: sa.Connection, records: list[CircuitRecord], ids: dict[str, int],
-                  api_rows: dict[str, dict[str, Any]]) -> None:
-    """parent_circuit_id of a split -> the '@' job of its work order (or SS_PJOBGUID)."""
+def _parent_ids(conn: sa.Connection, records: list[CircuitRecord], ids: dict[str, int]
+                ) -> dict[str, int | None]:
+    """job_guid -> parent_circuit_id: a split's parent is the '@' job of its work order (or
+    its SS_PJOBGUID), in this listing (``ids``) or stored before; None for main jobs."""
     parents = resolve_parents(records)
     missing = [p for p in parents.values() if p and p not in ids]
     known = dict(ids)
@@ -272,22 +288,15 @@ def _link_parents(conn: sa.Connection, records: list[CircuitRecord], ids: dict[s
         at_jobs = {r.work_order: r.id for r in conn.execute(
             sa.text("SELECT id, work_order FROM circuits WHERE work_order = ANY(:w) AND extension = '@'"),
             {"w": orphan_wos})}
-    circuit_ids, parent_ids = [], []
+    out: dict[str, int | None] = {}
     for rec in records:
         if rec.extension == "@":
-            parent_id = None
+            out[rec.job_guid] = None
         else:
             parent_guid = parents.get(rec.job_guid)
-            parent_id = known.get(parent_guid) if parent_guid else at_jobs.get(rec.work_order)
-        api_rows[rec.job_guid]["parent_circuit_id"] = parent_id
-        circuit_ids.append(ids[rec.job_guid])
-        parent_ids.append(parent_id)
-    conn.execute(
-        sa.text("UPDATE circuits c SET parent_circuit_id = v.p"
-                " FROM unnest(CAST(:ids AS bigint[]), CAST(:ps AS bigint[])) AS v(id, p)"
-                " WHERE c.id = v.id AND c.parent_circuit_id IS DISTINCT FROM v.p"),
-        {"ids": circuit_ids, "ps": parent_ids},
-    )
+            out[rec.job_guid] = (known.get(parent_guid) if parent_guid
+                                 else at_jobs.get(rec.work_order))
+    return out
 
 
 _HISTORY_COLUMNS = ("circuit_id", "valid_from", "valid_to", "state_hash", *HISTORY_FIELDS,

@@ -20,13 +20,7 @@ import sqlalchemy as sa
 from ws_tracker.rules.circuits import normalise_guid
 from ws_tracker.rules.decoding import DecodeError
 from ws_tracker.rules.stages import FULLY_PLANNED_PERCENT, check_stage, decide_stage, derived_stage, pending_units
-from ws_tracker.warehouse.batch import (
-    copy_rows,
-    executemany_returning,
-    insert_rows,
-    reserve_ids,
-    update_rows,
-)
+from ws_tracker.warehouse.batch import copy_rows, executemany_returning, reserve_ids, update_rows
 from ws_tracker.warehouse.events import notify, payload
 from ws_tracker.warehouse.users import user_id_by_email
 
@@ -171,8 +165,10 @@ def _write_many(conn: sa.Connection, writes: list, *, at: datetime, run_id: str 
             restamped.append(state)
         if decision.changed:
             recorded.append((row, decision))
-    insert_rows(conn, "circuit_ui_states", _STATE_COLUMNS, new_states,
-                on_conflict="(circuit_id) DO NOTHING")
+    # No UI state yet, read under the stage lock (and workflow_stage is NOT NULL): none can
+    # appear before this commits, so the new ones go in by COPY.
+    copy_rows(conn, "circuit_ui_states", _STATE_COLUMNS,
+              ([s[c] for c in _STATE_COLUMNS] for s in new_states))
     update_rows(conn, "circuit_ui_states", "circuit_id", _STATE_COLUMNS[1:], moved,
                 also="updated_at = now()")
     update_rows(conn, "circuit_ui_states", "circuit_id",
