@@ -30,7 +30,8 @@ own, for information: it is part of (a), (b), (b') and (c) alike.
 circuits=5000)``). Setup: the four statuses' lists fetched and turned into ``CircuitRecord``
 by ``transform_circuit_rows`` (deduplicated by job_guid, as the asset does); the regions
 created in the template with ``ensure_regions`` (as ours would on its first run); one untimed
-run of (a) into a copy, whose rows are exported for (c).
+run of (a) into a copy, whose rows are digested (to check (a) and (c) against) and exported
+for (c0).
 
 (a) ours: ``sync_circuits(conn, records, observed_at=AT, run_id=...)`` in one transaction,
     exactly as the ``circuits`` asset calls it (circuits, circuit_history, circuit_ui_states,
@@ -43,9 +44,15 @@ run of (a) into a copy, whose rows are exported for (c).
     ``UnlinkedPlanner::updateOrCreate(['ws_username' => ..], ..)`` (SELECT, INSERT or UPDATE);
     the region ids are looked up in memory (the regions exist in the template);
 (b') the same statements in one transaction (for reference, not the earlier pattern);
-(c) raw COPY FROM STDIN, one transaction, of exactly the rows (a) wrote (ids included, in FK
-    order: circuits, circuit_history, circuit_ui_states, circuit_stage_changes,
-    unlinked_planners), exported in setup with ``COPY (SELECT ..) TO STDOUT``: no Python work.
+(c) raw COPY FROM STDIN, one transaction, of exactly the rows (a) writes (in FK order:
+    circuits, circuit_history, circuit_ui_states, circuit_stage_changes, unlinked_planners),
+    built from the same records inside the timing, as every writer here builds its rows: ids
+    from the tables' sequences, each row by the pipeline's own row functions (``_api_row``,
+    ``_state_hash``, ``resolve_parents``, ``derived_stage``/``decide_stage``, as the captures
+    scenario uses ``canonical_json``), with no lookups, comparisons or events (it knows the
+    database is empty). A digest of the five tables' content must equal (a)'s;
+(c0) for reference, not a floor: COPY FROM STDIN of (a)'s rows exported in setup as COPY text
+    (``COPY (SELECT ..) TO STDOUT``): the bare storage of the result, no Python work at all.
 
 After every writer the row counts of the tables it writes are checked against (a)'s. The
 per-row writers model the statements only (psycopg 3 defaults: one round trip per statement,
@@ -785,13 +792,16 @@ def _circuits_summary(ctx: Context, samples, n_records: int, diagnosis: str) -> 
         f"commits ((b) - (b')) and {med['circuits_build_s']:.2f} s building its rows in Python "
         f"(api_data_json encoded per circuit). (a) writes the same {n_records:,} circuits "
         "and more (history, stage changes, NOTIFY) in one transaction with a few dozen "
-        f"statements, most of them pipelined batches: {med['circuits_ours_s']:.2f} s, "
+        f"statements, the big ones COPY or set-based: {med['circuits_ours_s']:.2f} s, "
         f"{med['circuits_ours_cpu_s']:.2f} s of it CPU in this process (records to rows, "
         "comparisons, state hashes, event payloads, parameter adaptation), the rest waiting "
         f"for the server. In the untimed diagnostic run of setup, (a) took {diagnosis}. (c) "
-        f"copies the identical rows in {med['circuits_copy_s']:.2f} s with no Python work at "
-        "all (the rows are COPY text exported from (a)'s result: nothing is built, hashed or "
-        "compared), so (a)/(c) sets all of (a)'s work against the bare storage of its result.")
+        f"builds the identical rows from the records and COPYs them in "
+        f"{med['circuits_copy_s']:.2f} s (its digest equals (a)'s); beyond it, (a) reads what "
+        "is stored (existing circuits, UI states, history, users), compares, and queues two "
+        "events per new circuit (`circuit_updated`, `workflow_changed`). Restoring (a)'s rows "
+        f"from exported COPY text, with no Python work at all, takes "
+        f"{med['circuits_copy_dump_s']:.2f} s ((c0), reference).")
 
 
 # --- the benchmark --------------------------------------------------------------------------
@@ -816,8 +826,10 @@ def _circuits_summary(ctx: Context, samples, n_records: int, diagnosis: str) -> 
         "`updateOrCreate` by job_guid = SELECT then INSERT/UPDATE, `getOrCreateUiState` for a "
         "created circuit, the planner's user lookup and `UnlinkedPlanner::updateOrCreate`); "
         "(b') the same in one transaction; (c) raw COPY FROM STDIN of exactly the rows (a) "
-        "wrote (5 tables, ids included, exported in setup; no Python work). Row counts are "
-        "checked after every writer. (a) is also timed for this process's CPU, and an untimed "
+        "writes (5 tables), built from the records inside the timing with the pipeline's row "
+        "functions and no lookups, comparisons or events, its content digest checked against "
+        "(a)'s; (c0) for reference, a restore of (a)'s rows exported as COPY text (no Python "
+        "work). Row counts are checked after every writer. (a) is also timed for this process's CPU, and an untimed "
         "diagnostic run of (a) per scenario times each kind of statement (notes). "
         "`--quick`: 500 and 1,000 circuits."),
     figures=[
