@@ -246,7 +246,8 @@ def sync_circuits(conn: sa.Connection, records: list[CircuitRecord], *, observed
         update_rows(conn, "circuits", "id", columns, rows, also="updated_at = now()")
     result.updated = len(updates)
 
-    known = [ids[g] for g in guids if g not in created]  # the circuits stored before
+    stored = [g for g in dict.fromkeys(guids) if g not in created]  # stored before this sync
+    known = [ids[g] for g in stored]
     # last_synced_at: when the circuit was last seen; only written when it moves (the new
     # ones were written with it).
     if known:
@@ -260,8 +261,7 @@ def sync_circuits(conn: sa.Connection, records: list[CircuitRecord], *, observed
             sa.text("UPDATE circuits c SET parent_circuit_id = v.p"
                     " FROM unnest(CAST(:ids AS bigint[]), CAST(:ps AS bigint[])) AS v(id, p)"
                     " WHERE c.id = v.id AND c.parent_circuit_id IS DISTINCT FROM v.p"),
-            {"ids": [ids[g] for g in guids if g not in created],
-             "ps": [parent_ids[g] for g in guids if g not in created]},
+            {"ids": known, "ps": [parent_ids[g] for g in stored]},
         )
     # A new circuit gets its UI state at once; an API change may move the stage.
     result.stage_changes = refresh_stages(conn, ids.values(), at=observed_at, run_id=run_id)
