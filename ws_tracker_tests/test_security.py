@@ -26,7 +26,12 @@ REVIEWED = {
     ("warehouse/checks.py", "table"),
     ("warehouse/circuit_snapshots.py", "', '.join(cols)"), ("warehouse/circuit_snapshots.py", "_SELECT"),
     ("warehouse/circuit_snapshots.py", "distinct"), ("warehouse/circuit_snapshots.py", "sets"),
-    ("warehouse/circuit_sync.py", "', '.join(_CIRCUIT_COLS)"), ("warehouse/circuit_sync.py", "sets"),
+    ("warehouse/circuit_sync.py", "', '.join(_CIRCUIT_COLS)"),
+    # batch.py: set-based writes name a table and its columns (code constants, checked against
+    # a plain-identifier pattern by batch._names); rows travel as one bound JSON parameter.
+    ("warehouse/batch.py", "_expand(table)"), ("warehouse/batch.py", "cols"),
+    ("warehouse/batch.py", "key"), ("warehouse/batch.py", "sets"),
+    ("warehouse/batch.py", "table"),
     ("warehouse/edits.py", "sets"),  # columns from edits.FIELDS, values bound
     ("warehouse/engine.py", "quoted"),  # CREATE DATABASE: the name quoted as an identifier
     ("warehouse/migrations/versions/0002_reference_data.py", "c"),

@@ -1,20 +1,23 @@
 """Many rows in one statement, or in one round trip.
 
-Set-based writes (:func:`insert_rows`, :func:`update_rows`) send every row as one JSON
-parameter that the server expands with ``json_populate_recordset(NULL::table, ...)``: one
-statement whatever the row count, each value typed by the table's own column types, and no
-per-row work in psycopg (which adapts each parameter of each row in Python, and quotes each
-element of a text array with a regex). At a 5,000-circuit first sync this took the circuit
-writes from about 2.2 s to well under 1 s (BENCHMARKS.md, writes).
+New rows go in by COPY (:func:`copy_rows`; ids taken first with :func:`reserve_ids` when
+other rows must refer to them): no per-row statement, values formatted by psycopg's C code,
+rows streamed as they are built. Changes to stored rows (:func:`update_rows`) send every row
+as one JSON parameter that the server expands with ``json_populate_recordset(NULL::table,
+...)``: one statement whatever the row count, each value typed by the table's own column
+types, and no per-row work in psycopg (which adapts each parameter of each row in Python,
+and quotes each element of a text array with a regex). At a 5,000-circuit first sync this
+took the circuit writes from about 2.2 s to about 1 s (BENCHMARKS.md, writes).
 
-:func:`executemany_returning` is kept for statements that are not plain inserts or updates:
-psycopg 3 runs ``executemany`` in pipeline mode (every statement sent before any result is
-awaited), and this returns each statement's row, in input order.
+:func:`executemany_returning` is kept for statements that are neither: psycopg 3 runs
+``executemany`` in pipeline mode (every statement sent before any result is awaited), and
+this returns each statement's row, in input order.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any, Iterable, Sequence
@@ -22,8 +25,7 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
-__all__ = ["copy_rows", "executemany_returning", "insert_rows", "reserve_ids", "rows_json",
-           "update_rows"]
+__all__ = ["copy_rows", "executemany_returning", "reserve_ids", "rows_json", "update_rows"]
 
 
 def _default(value: Any) -> Any:
@@ -39,39 +41,32 @@ def rows_json(rows: Iterable[dict[str, Any]]) -> str:
     return json.dumps(list(rows), default=_default, allow_nan=False, separators=(",", ":"))
 
 
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
+
+
+def _names(*names: str) -> None:
+    """Table and column names are formatted into the SQL text: they come from the code's
+    constants, and anything else is refused here (values always travel as parameters)."""
+    for name in names:
+        if not _IDENTIFIER.fullmatch(name):
+            raise ValueError(f"not a plain SQL identifier: {name!r}")
+
+
 def _expand(table: str) -> str:
     return f"json_populate_recordset(NULL::{table}, CAST(:rows AS json))"
 
 
-def insert_rows(conn: sa.Connection, table: str, columns: Sequence[str],
-                rows: Sequence[dict[str, Any]], *, returning: Sequence[str] = (),
-                on_conflict: str = "") -> list[sa.Row]:
-    """INSERT ``rows`` (dicts keyed by column name; missing keys are NULL) into ``table`` in
-    one statement, in input order (serial ids follow it); the ``returning`` columns of the
-    inserted rows, in insertion order. ``table`` and ``columns`` are code, never input."""
-    if not rows:
-        return []
-    cols = ", ".join(columns)
-    sql = (f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {_expand(table)}"
-           " WITH ORDINALITY AS r ORDER BY r.ordinality")
-    if on_conflict:
-        sql += f" ON CONFLICT {on_conflict}"
-    if returning:
-        sql += " RETURNING " + ", ".join(returning)
-    result = conn.execute(sa.text(sql), {"rows": rows_json(rows)})
-    return result.all() if returning else []
-
-
 def update_rows(conn: sa.Connection, table: str, key: str, columns: Sequence[str],
-                rows: Sequence[dict[str, Any]], *, also: str = "", where: str = "") -> int:
+                rows: Sequence[dict[str, Any]], *, also: str = "") -> int:
     """UPDATE ``table`` SET ``columns`` from ``rows`` (dicts with ``key`` and the columns)
-    matched on ``key``, in one statement; ``also`` adds assignments (``updated_at = now()``),
-    ``where`` a condition on ``t`` (the table) and ``r`` (the row). Returns the rows updated."""
+    matched on ``key``, in one statement; ``also`` adds assignments (``updated_at = now()``,
+    a code constant). Returns the number of rows updated."""
     if not rows:
         return 0
+    _names(table, key, *columns)
     sets = ", ".join(f"{c} = r.{c}" for c in columns) + (f", {also}" if also else "")
     sql = (f"UPDATE {table} AS t SET {sets} FROM {_expand(table)} AS r"
-           f" WHERE t.{key} = r.{key}" + (f" AND ({where})" if where else ""))
+           f" WHERE t.{key} = r.{key}")
     return conn.execute(sa.text(sql), {"rows": rows_json(rows)}).rowcount
 
 
@@ -96,6 +91,7 @@ def copy_rows(conn: sa.Connection, table: str, columns: Sequence[str],
     first = next(rows, None)
     if first is None:
         return 0  # nothing to write: no COPY round trip
+    _names(table, *columns)
     n = 1
     with conn.connection.driver_connection.cursor() as cur:
         with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
