@@ -70,6 +70,36 @@ def _fresh_db(pg_server_url, template_db):
     _admin_exec(pg_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def _built_db(pg_server_url, template_db, build):
+    """For a module-scoped fixture: a fresh migrated database that ``build(url)`` fills once,
+    yielded by name; dropped afterwards. Its tests each get their own copy of it
+    (``yield from _fresh_db(pg_server_url, name)`` in a ``db_url`` fixture of the module), so
+    an expensive setup (days synced from the simulator) runs once per module while every test
+    still starts from the same rows and never sees another test's changes."""
+    from ws_tracker.warehouse.resource import engine_for
+
+    name = f"wst_built_{uuid.uuid4().hex[:10]}"
+    _admin_exec(pg_server_url, f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
+    try:
+        url = with_database(pg_server_url, name)
+        build(url)
+        # CREATE DATABASE .. TEMPLATE needs it without connections: close the pool the
+        # warehouse resource kept for it in this process, and end any other session on it
+        # (the build is over; nothing uses them again).
+        engine_for(url).dispose()
+        admin = make_engine(with_database(pg_server_url, "postgres"), isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as conn:
+                conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                                     " WHERE datname = :name AND pid <> pg_backend_pid()"),
+                             {"name": name})
+        finally:
+            admin.dispose()
+        yield name
+    finally:
+        _admin_exec(pg_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
 def db_url(pg_server_url, template_db) -> str:
     """A fresh, migrated, seeded database for one test; dropped afterwards."""

@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from ws_tracker.pipeline.assets import circuit_aggregates, circuit_snapshots
 from ws_tracker.warehouse import checks
 from ws_tracker.warehouse.resource import WarehouseResource
-from ws_tracker_tests.e2e import dump_tables, value_rows
+from ws_tracker_tests.conftest import _built_db, _fresh_db
+from ws_tracker_tests.e2e import dump_tables, start_harness, value_rows
 
 FIRST = date(2026, 3, 2)
 DAYS = [FIRST + timedelta(days=i) for i in range(5)]  # Monday..Friday
@@ -30,15 +31,28 @@ def _derived(db_url, **kw):
                           resources={"warehouse": WarehouseResource(database_url=db_url)}, **kw)
 
 
+def _sync_days(db_url):
+    harness = start_harness(db_url)
+    try:
+        for day in DAYS:
+            assert harness.run(day).success
+    finally:
+        harness.server.stop()  # from here on, nothing may call WorkStudio
+
+
+@pytest.fixture(scope="module")
+def synced_db(pg_server_url, template_db):
+    """The five days synced from the simulator, once for the module (about 10 s)."""
+    yield from _built_db(pg_server_url, template_db, _sync_days)
+
+
 @pytest.fixture
-def synced(harness):
-    for day in DAYS:
-        assert harness.run(day).success
-    harness.server.stop()  # from here on, nothing may call WorkStudio
-    return harness
+def db_url(pg_server_url, synced_db):
+    """This test's own copy of the synced days (and ``engine`` is on it)."""
+    yield from _fresh_db(pg_server_url, synced_db)
 
 
-def test_range_backfill_equals_day_by_day_and_is_idempotent(synced, engine, db_url):
+def test_range_backfill_equals_day_by_day_and_is_idempotent(engine, db_url):
     with engine.begin() as conn:
         for t in TABLES:
             conn.execute(sa.text(f"DELETE FROM {t}"))
@@ -64,7 +78,7 @@ def test_range_backfill_equals_day_by_day_and_is_idempotent(synced, engine, db_u
     assert {t: _rows(engine, t) for t in TABLES} == by_range
 
 
-def test_backfill_command_rebuilds_a_range(synced, engine, db_url, tmp_path, monkeypatch):
+def test_backfill_command_rebuilds_a_range(engine, db_url, tmp_path, monkeypatch):
     from ws_tracker.cli import main
 
     monkeypatch.setenv("WS_TRACKER_DATABASE_URL", db_url)
@@ -94,7 +108,7 @@ def test_backfill_command_rebuilds_a_range(synced, engine, db_url, tmp_path, mon
     assert main(["backfill", "--from", "2026-03-06", "--to", "2026-03-02"]) != 0
 
 
-def test_weekly_target_is_run_config(synced, engine, db_url):
+def test_weekly_target_is_run_config(engine, db_url):
     from ws_tracker.pipeline.assets import WEEKLY_ASSETS
 
     def build(target):

@@ -10,14 +10,34 @@ import sqlalchemy as sa
 from ws_tracker.pipeline.checks import run_partition_keys
 from ws_tracker.pipeline.partitions import daily_partitions
 from ws_tracker.warehouse import checks
+from ws_tracker_tests.conftest import _built_db, _fresh_db
+from ws_tracker_tests.e2e import start_harness
 
 DAY = date(2026, 3, 2)
 END = daily_partitions.time_window_for_partition_key(DAY.isoformat()).end
 
 
+def _build(db_url):
+    harness = start_harness(db_url)
+    try:
+        assert harness.run(DAY).success
+    finally:
+        harness.server.stop()
+
+
+@pytest.fixture(scope="module")
+def built_db(pg_server_url, template_db):
+    """DAY synced and built once for the module; each test breaks its own copy (db_url)."""
+    yield from _built_db(pg_server_url, template_db, _build)
+
+
 @pytest.fixture
-def built(harness, engine):
-    assert harness.run(DAY).success
+def db_url(pg_server_url, built_db):
+    yield from _fresh_db(pg_server_url, built_db)
+
+
+@pytest.fixture
+def built(engine):
     with engine.connect() as conn:
         assert all(not f for f in _all(conn)), "a clean build passes every check"
     return engine

@@ -1,21 +1,32 @@
-"""The production topology at work: the daemon launches scheduled runs, and a backfill
-launched through the UI's GraphQL API rebuilds the derived days exactly as a one-by-one
-build does.
+"""The production topology at work: the UI shows our asset graph, the daemon launches
+scheduled runs, and a backfill launched through the UI's GraphQL API rebuilds the derived days
+exactly as a one-by-one build does.
 
 One topology (code location server, dagster-daemon, dagster-webserver, Dagster storage in
-PostgreSQL; see ws_tracker_tests/topology.py) is shared by the tests of this module.
+PostgreSQL; see ws_tracker_tests/topology.py) is shared by the tests of this module: starting
+one costs several seconds of two cores. The UI smoke test runs first and only reads (it opens
+pages), so it sees the topology as fresh as when it had one of its own, and the daemon tests
+see nothing it did.
+
+The UI smoke test opens the webserver in headless Chromium (Debian's ``chromium`` package,
+driven by Playwright) and looks for the asset graph with our assets. It skips, saying why,
+when Chromium or the ``playwright`` package is missing; ``.ci/run`` installs Chromium so it
+runs in CI. Playwright's own browser downloads are never used.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
+from collections import defaultdict
 from datetime import date, timedelta
 
 import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from ws_tracker.pipeline.assets import DAILY_ASSETS
+from ws_tracker.pipeline.assets import ASSETS, DAILY_ASSETS
 from ws_tracker.pipeline.jobs import CIRCUIT_SYNC_TAG
 from ws_tracker.pipeline.schedules import SCHEDULE_SLOT_TAG
 from ws_tracker.warehouse.resource import WarehouseResource
@@ -31,6 +42,9 @@ from ws_tracker_tests.topology import (  # noqa: F401 - `topology` is a fixture
 
 SCHEDULE_TIMEOUT = 150  # a tick at the next minute boundary, the queue, the run itself
 BACKFILL_TIMEOUT = 180  # the backfill daemon works every 30 s: request, run, complete
+# How often the tests look again while they wait for the daemon (a GraphQL query each time:
+# cheap). The waits themselves are the daemon's: its intervals, the minute boundary, the runs.
+POLL_S = 0.5
 
 START_SCHEDULE = """
 mutation StartSchedule($selector: ScheduleSelector!) {
@@ -86,6 +100,86 @@ query Backfill($backfillId: String!) {
 }
 """
 
+# --------------------------------------------------------------------------- the UI
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--disable-dev-shm-usage"]
+UI_TIMEOUT_S = 120  # all pages together, first paint included, on a busy two-core machine
+
+
+def _groups() -> dict[str, list[str]]:
+    groups: dict[str, list[str]] = defaultdict(list)
+    for asset in ASSETS:
+        groups[asset.group_names_by_key[asset.key]].append(asset.key.to_user_string())
+    return dict(groups)
+
+
+GROUPS = _groups()  # {"workstudio": ["circuits", ...], "derived": [...]}
+
+
+def _browser_or_skip() -> str:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        pytest.skip("the `playwright` package is not installed (pip install '.[test]')")
+    path = CHROMIUM if os.access(CHROMIUM, os.X_OK) else shutil.which("chromium")
+    if not path:
+        pytest.skip(f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium; "
+                    ".ci/run installs it)")
+    return path
+
+
+def test_ui_shows_the_asset_graph_with_our_assets(topology, tmp_path):
+    """The first test of the module (it only reads): the webserver, opened in headless
+    Chromium, shows the asset graph with our assets."""
+    chromium = _browser_or_skip()
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+    from playwright.sync_api import sync_playwright
+
+    with topology.diagnose(), sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            console_errors: list[str] = []
+            page.on("console",
+                    lambda m: console_errors.append(m.text) if m.type == "error" else None)
+            deadline = time.monotonic() + UI_TIMEOUT_S
+            missing: dict[str, list[str]] = {}
+            # The global asset lineage: our two groups, collapsed (one node each).
+            page.goto(f"{topology.webserver_url}/asset-groups", wait_until="domcontentloaded")
+            try:
+                for group in GROUPS:
+                    left_ms = max(1_000, int((deadline - time.monotonic()) * 1000))
+                    try:
+                        page.get_by_text(group, exact=True).first.wait_for(
+                            state="visible", timeout=left_ms)
+                    except PlaywrightTimeoutError:
+                        missing.setdefault("global lineage", []).append(group)
+            finally:
+                page.screenshot(path=str(tmp_path / "global_lineage.png"))
+            for group, names in GROUPS.items():
+                # The group's lineage page: the asset graph of that group, every asset a node
+                # (the global lineage page starts with groups collapsed).
+                page.goto(f"{topology.webserver_url}/locations/{LOCATION_NAME}/asset-groups/"
+                          f"{group}", wait_until="domcontentloaded")
+                try:
+                    for name in names:
+                        left_ms = max(1_000, int((deadline - time.monotonic()) * 1000))
+                        try:
+                            page.get_by_text(name, exact=True).first.wait_for(
+                                state="visible", timeout=left_ms)
+                        except PlaywrightTimeoutError:
+                            missing.setdefault(group, []).append(name)
+                finally:
+                    page.screenshot(path=str(tmp_path / f"asset_graph_{group}.png"))
+            assert not missing, (f"the asset graph lacks {missing}; screenshots in {tmp_path}; "
+                                 f"console errors: {console_errors[:10]}")
+        finally:
+            browser.close()
+
+
 # --------------------------------------------------------------------------- schedules
 
 
@@ -113,7 +207,7 @@ def test_daemon_launches_a_scheduled_sync_that_writes_its_sync_log(topology):
                     if first["status"] in TERMINAL_RUN_STATUSES:
                         run = first
                         break
-                time.sleep(2)
+                time.sleep(POLL_S)
             assert run is not None, (
                 f"no finished run from {EVERY_MINUTE_SCHEDULE} within {SCHEDULE_TIMEOUT} s; "
                 f"runs: {topology.runs(tags=tags)}")
@@ -204,7 +298,7 @@ def _wait_for_backfill(topology, backfill_id: str) -> dict:
         if time.monotonic() > deadline:
             pytest.fail(f"backfill {backfill_id} still {status} after {BACKFILL_TIMEOUT} s; "
                         f"runs: {backfill['runs']}")
-        time.sleep(2)
+        time.sleep(POLL_S)
 
 
 def test_graphql_backfill_of_derived_days_matches_a_one_by_one_build(topology):
@@ -298,7 +392,7 @@ def test_workflow_stage_sensor_launches_a_unit_sync_that_writes_its_sync_log(top
             if launched and launched[0]["status"] in TERMINAL_RUN_STATUSES:
                 run = launched[0]
                 break
-            time.sleep(2)
+            time.sleep(POLL_S)
         assert run is not None, f"no finished sensor run within {SENSOR_TIMEOUT} s: {launched}"
         run_id = run["runId"]
         assert run["status"] == "SUCCESS", topology.run_errors(run_id)

@@ -2,17 +2,19 @@
 
 One code location server (``dagster api grpc``), ``dagster-daemon run`` and
 ``dagster-webserver``, each a subprocess in its own process group, sharing one temporary
-DAGSTER_HOME that holds a copy of the repository's dagster.yaml (runs, events and schedules
-in PostgreSQL) and a workspace.yaml that points both at the code location server. The
-environment they share:
+DAGSTER_HOME that holds the repository's dagster.yaml (runs, events and schedules in
+PostgreSQL; one setting added: the daemon looks at the run queue every second, not every
+5 s, so a queued run waits less; every limit is the repository's) and a workspace.yaml that
+points both at the code location server. The environment they share:
 
 - DAGSTER_PG_URL: a fresh database ``dagster_<uuid>`` on the test PostgreSQL server;
 - WS_TRACKER_DATABASE_URL: a fresh copy of the migrated template database (the warehouse);
 - WORKSTUDIO_*: the simulator, started in the test process on a free loopback port.
 
 Tests talk to it the way the UI does: GraphQL over HTTP (:class:`GraphQL`). Startup costs
-tens of seconds on two cores, so test modules share one topology through the module-scoped
-``topology`` fixture (import it into the test module). Teardown always terminates every
+seconds of two cores, so the tests of a module share one topology through the module-scoped
+``topology`` fixture (import it into the test module); ws_tracker_tests/test_daemon.py holds
+every test that needs one, so the suite starts it once. Teardown always terminates every
 process group and drops both databases; the processes' logs are printed (captured by pytest,
 shown on failure) when a test using :meth:`Topology.diagnose` fails or startup fails.
 """
@@ -21,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -35,6 +36,7 @@ from typing import Any, Iterator
 import httpx
 import pytest
 import sqlalchemy as sa
+import yaml
 
 from ws_tracker.simulator.server import SimulatorServer
 from ws_tracker.simulator.world import World, WorldConfig
@@ -51,6 +53,10 @@ TERMINAL_RUN_STATUSES = {"SUCCESS", "FAILURE", "CANCELED"}
 # The daemons a schedule, a backfill and the run queue need (run monitoring and retries too).
 REQUIRED_DAEMONS = {"SCHEDULER", "SENSOR", "BACKFILL", "QUEUED_RUN_COORDINATOR", "MONITORING"}
 LOG_TAIL_CHARS = 6000
+# How often the waits below look again (each look is a cheap HTTP or gRPC request).
+POLL_S = 0.5
+# The run queue daemon's interval in the topology (Dagster's default, the repository's, is 5 s).
+DEQUEUE_INTERVAL_S = 1
 
 
 class GraphQLError(AssertionError):
@@ -233,7 +239,7 @@ class Topology:
                 if time.monotonic() > deadline:
                     raise AssertionError(f"code server not answering after {timeout:.0f} s "
                                          f"({type(exc).__name__})\n{self.logs()}") from None
-            time.sleep(0.5)
+            time.sleep(POLL_S / 2)
 
     def check_alive(self) -> None:
         for proc in self.procs:
@@ -268,7 +274,7 @@ class Topology:
                     last = f"daemons not healthy yet: {unhealthy}"
             except (httpx.HTTPError, GraphQLError) as exc:
                 last = f"{type(exc).__name__}: {exc}"
-            time.sleep(1.0)
+            time.sleep(POLL_S)
         raise AssertionError(f"topology not healthy after {timeout:.0f} s ({last})\n{self.logs()}")
 
     def stop(self) -> None:
@@ -356,7 +362,7 @@ class Topology:
                 return run
             if time.monotonic() > deadline:
                 raise AssertionError(f"run {run_id} still {run['status']} after {timeout:.0f} s")
-            time.sleep(1.0)
+            time.sleep(POLL_S)
 
     def wait_for_runs_to_settle(self, tags: dict[str, str], timeout: float = 180.0) -> None:
         """Wait until no run with these tags is queued or in progress."""
@@ -367,10 +373,20 @@ class Topology:
                 return
             if time.monotonic() > deadline:
                 raise AssertionError(f"runs still in progress after {timeout:.0f} s: {pending}")
-            time.sleep(1.0)
+            time.sleep(POLL_S)
 
     def warehouse_engine(self) -> sa.Engine:
         return make_engine(self.warehouse_url)
+
+
+def _write_instance_config(home: Path) -> None:
+    """DAGSTER_HOME/dagster.yaml: the repository's, with the run queue looked at every
+    DEQUEUE_INTERVAL_S (how soon a queued run starts; which runs may start is unchanged)."""
+    config = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())
+    coordinator = config["run_coordinator"]
+    assert coordinator["class"] == "QueuedRunCoordinator", coordinator
+    coordinator.setdefault("config", {})["dequeue_interval_seconds"] = DEQUEUE_INTERVAL_S
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
 
 def _init_dagster_storage(home: Path, pg_url: str) -> None:
@@ -400,7 +416,7 @@ def start_topology(pg_server_url: str, template_db: str, workdir: Path, *,
     dagster_db, warehouse_db = f"dagster_{suffix}", f"wst_topology_{suffix}"
     home = workdir / "dagster_home"
     home.mkdir(parents=True)
-    shutil.copyfile(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    _write_instance_config(home)
     grpc_port, web_port = _free_port(), _free_port()
     (home / "workspace.yaml").write_text(
         "load_from:\n"
