@@ -229,6 +229,29 @@ def _freshness(unit: PlannedUnit) -> tuple[date, date]:
     return (unit.assessed_date or date.min, unit.audit_date or date.min)
 
 
+def _keep(kept: dict[int, PlannedUnit], unit: PlannedUnit, n: int,
+          issues: list[RowIssue]) -> bool:
+    """Keep ``unit`` (row ``n``) among ``kept`` by its id, by the rule of
+    :func:`normalise_units`; True when it was an identical duplicate (collapsed)."""
+    previous = kept.get(unit.unit_id)
+    if previous is None:
+        kept[unit.unit_id] = unit
+        return False
+    if previous == unit:
+        return True
+    old, new = previous.model_dump(), unit.model_dump()
+    differing = sorted(k for k in new if old[k] != new[k])
+    winner = unit if _freshness(unit) >= _freshness(previous) else previous
+    kept[unit.unit_id] = winner
+    issues.append(RowIssue(
+        n, ",".join(differing), {k: new[k] for k in differing},
+        f"conflicting duplicate of unit {unit.unit_id} (fields {differing}); kept the "
+        f"{'later' if winner is unit else 'earlier'} row by assessed/audit date",
+        "warning", str(unit.unit_id), "conflicting_duplicate_unit",
+    ))
+    return False
+
+
 def _normalise_units_reference(
     rows: list[dict[str, Any]],
 ) -> tuple[dict[str, list[PlannedUnit]], list[RowIssue]]:
@@ -244,23 +267,7 @@ def _normalise_units_reference(
         unit = unit_from_row(row, n, issues)
         if unit is None:
             continue
-        previous = kept.get(unit.unit_id)
-        if previous is None:
-            kept[unit.unit_id] = unit
-            continue
-        if previous == unit:
-            identical += 1
-            continue
-        old, new = previous.model_dump(), unit.model_dump()
-        differing = sorted(k for k in new if old[k] != new[k])
-        winner = unit if _freshness(unit) >= _freshness(previous) else previous
-        kept[unit.unit_id] = winner
-        issues.append(RowIssue(
-            n, ",".join(differing), {k: new[k] for k in differing},
-            f"conflicting duplicate of unit {unit.unit_id} (fields {differing}); kept the "
-            f"{'later' if winner is unit else 'earlier'} row by assessed/audit date",
-            "warning", str(unit.unit_id), "conflicting_duplicate_unit",
-        ))
+        identical += _keep(kept, unit, n, issues)
     if identical:
         issues.append(RowIssue(
             None, "SSUNITS_OBJECTID", identical,
@@ -587,15 +594,13 @@ def normalise_units(
         identical = 0
         special = slow | errors.keys()
         for i, unit in enumerate(units):
-            unit_id = ids[i]
             if special and i in special:
                 if i in slow:
                     unit = unit_from_row(rows[i], i + 1, issues)
                     if unit is None:
                         continue
-                    unit_id = unit.unit_id
                 else:
-                    key, row, unset = str(unit_id), rows[i], []
+                    key, row, unset = str(ids[i]), rows[i], []
                     for name, column, message, kind in errors[i]:
                         suffix, code, _, still_set = _ON_ERROR[kind]
                         issues.append(RowIssue(i + 1, column, row.get(column),
@@ -603,23 +608,7 @@ def normalise_units(
                         if not still_set:
                             unset.append(name)
                     _set(unit, "__pydantic_fields_set__", set(_ALL_FIELDS.difference(unset)))
-            previous = kept.get(unit_id)
-            if previous is None:
-                kept[unit_id] = unit
-                continue
-            if previous == unit:
-                identical += 1
-                continue
-            old, new = previous.model_dump(), unit.model_dump()
-            differing = sorted(k for k in new if old[k] != new[k])
-            winner = unit if _freshness(unit) >= _freshness(previous) else previous
-            kept[unit_id] = winner
-            issues.append(RowIssue(
-                i + 1, ",".join(differing), {k: new[k] for k in differing},
-                f"conflicting duplicate of unit {unit_id} (fields {differing}); kept the "
-                f"{'later' if winner is unit else 'earlier'} row by assessed/audit date",
-                "warning", str(unit_id), "conflicting_duplicate_unit",
-            ))
+            identical += _keep(kept, unit, i + 1, issues)
         if identical:
             issues.append(RowIssue(
                 None, "SSUNITS_OBJECTID", identical,
