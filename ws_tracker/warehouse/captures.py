@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from ws_tracker.rules.stages import FULLY_PLANNED_PERCENT, pending_units
 from ws_tracker.rules.triggers import decide_trigger
 from ws_tracker.rules.units import PlannedUnit, canonical_json
-from ws_tracker.warehouse.batch import executemany_returning
+from ws_tracker.warehouse.batch import copy_rows, executemany_returning
 from ws_tracker.warehouse.events import notify
 from ws_tracker.warehouse.locks import LIVE_WRITES, lock
 from ws_tracker.warehouse.events import payload as event_payload
@@ -129,6 +129,9 @@ _INSERT_CAPTURE = (
 
 
 _COPY_COLUMNS = ("c", "wo", "ext", "tr", "h", "n", "st", "pc", "t", "raw", "run")
+_SNAPSHOT_COLUMNS = ("circuit_id", "work_order", "extension", "snapshot_trigger", "content_hash",
+                     "unit_count", "api_status", "percent_complete", "captured_at", "raw_json",
+                     "dagster_run_id")
 
 
 def _copy_captures(conn: sa.Connection, rows: Iterable[dict[str, Any]], captured_at: datetime
@@ -137,19 +140,19 @@ def _copy_captures(conn: sa.Connection, rows: Iterable[dict[str, Any]], captured
     circuit id -> new capture id. ``rows`` may be a generator: each row is sent as soon as it
     is built, so the server stores one while the next is encoded."""
     copied: list[int] = []
-    with conn.connection.driver_connection.cursor() as cur:
-        with cur.copy("COPY planned_units_snapshots (circuit_id, work_order, extension,"
-                      " snapshot_trigger, content_hash, unit_count, api_status,"
-                      " percent_complete, captured_at, raw_json, dagster_run_id) FROM STDIN"
-                      ) as copy:
-            for row in rows:
-                copy.write_row([row[k] for k in _COPY_COLUMNS])
-                copied.append(row["c"])
-        if not copied:
-            return {}
-        cur.execute("SELECT circuit_id, id FROM planned_units_snapshots"
-                    " WHERE circuit_id = ANY(%s) AND captured_at = %s", (copied, captured_at))
-        return dict(cur.fetchall())
+
+    def values() -> Iterator[list[Any]]:
+        for row in rows:
+            copied.append(row["c"])
+            yield [row[k] for k in _COPY_COLUMNS]
+
+    copy_rows(conn, "planned_units_snapshots", _SNAPSHOT_COLUMNS, values())
+    if not copied:
+        return {}
+    return dict(conn.execute(
+        sa.text("SELECT circuit_id, id FROM planned_units_snapshots"
+                " WHERE circuit_id = ANY(:c) AND captured_at = :t"),
+        {"c": copied, "t": captured_at}).all())
 
 
 def store_captures(conn: sa.Connection, captures: dict[int, list[PlannedUnit]],
