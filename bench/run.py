@@ -122,6 +122,11 @@ class Result:
                 out.append((floor.text, "—", "not yet measured" if not self.error else "ERROR"))
             else:
                 verdict = "PASS" if floor.check(s[0]) else "**FAIL**"
+                best = self.stat(floor.ceiling) if floor.ceiling else None
+                if best is not None:
+                    reachable = "reachable" if floor.check(best[0]) else "unreachable"
+                    verdict += (f" (ceiling for these rows: {fmt(best[0], unit)}, "
+                                f"{reachable})")
                 out.append((floor.text, f"{fmt(s[0], unit)} ({floor.op} "
                             f"{fmt(floor.limit, unit)})", verdict))
         return out

@@ -48,6 +48,9 @@ class Floor:
     limit: float
     text: str  # the wording
     measured: bool = True  # False: the floor is listed as "not yet measured"
+    # A figure key: the most any writer of the same rows could reach (e.g. the per-row
+    # pattern vs a raw COPY); shown beside the verdict so a FAIL says whether it was reachable.
+    ceiling: str | None = None
 
     def check(self, value: float) -> bool:
         return {"<=": value <= self.limit, ">=": value >= self.limit,

@@ -30,7 +30,7 @@ from ws_tracker.rules.units import PlannedUnit
 from ws_tracker.warehouse.captures import CircuitToCapture, store_captures
 from ws_tracker.warehouse.circuit_sync import sync_circuits
 from ws_tracker.warehouse.engine import parse
-from ws_tracker.warehouse.events import CHANNEL, EVENT_KINDS
+from ws_tracker.warehouse.events import CHANNEL, EVENT_KINDS, encode, notify, payload
 from ws_tracker.warehouse.resource import WarehouseResource
 from ws_tracker.warehouse.sync_log import SyncLog
 from ws_tracker.warehouse.workflow import StageError, set_stage
@@ -363,6 +363,28 @@ def _drain(conn) -> list[dict]:
         assert note.channel == CHANNEL
         out.append(json.loads(note.payload))
     return out
+
+
+def test_notify_sends_each_payload_as_encoded_in_order(engine, db_url):
+    """One statement for many events: each notification is exactly encode()'s text (compact,
+    escapes kept), in the order given, a too-long message cut; nothing arrives before commit."""
+    at = datetime(2026, 3, 4, 22, 30, tzinfo=timezone.utc)
+    events = [payload("circuit_updated", at, change="updated", circuit_id=i,
+                      work_order=f"WO-{i}", title='quote " back\\ slash ünï \u2028 tab\t')
+              for i in range(300)]
+    events.append(payload("sync_failed", at, sync_log_id=1, message="x" * 9000))
+    listener = _listen(db_url)
+    try:
+        with engine.begin() as conn:
+            notify(conn, events)
+            assert list(listener.notifies(timeout=0.2, stop_after=1)) == []
+        select.select([listener.fileno()], [], [], 2)
+        got = [n.payload for n in listener.notifies(timeout=1, stop_after=len(events))]
+    finally:
+        listener.close()
+    assert got == [encode(e) for e in events]
+    assert json.loads(got[-1])["truncated"] is True and len(got[-1].encode()) < 7900
+    assert json.loads(got[0])["title"] == events[0]["title"]
 
 
 REQUIRED = {

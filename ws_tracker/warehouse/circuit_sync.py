@@ -131,9 +131,13 @@ def _api_row(rec: CircuitRecord, region_id: int, observed_at: datetime) -> dict[
     }
 
 
+# The state hash's encoding (stored in circuit_history: it must not change). One encoder for
+# all circuits: json.dumps with options builds a new encoder per call.
+_STATE_ENCODER = json.JSONEncoder(sort_keys=True, default=str, separators=(",", ":"))
+
+
 def _state_hash(state: dict[str, Any]) -> str:
-    payload = json.dumps({k: state.get(k) for k in HISTORY_FIELDS}, sort_keys=True, default=str,
-                         separators=(",", ":"))
+    payload = _STATE_ENCODER.encode({k: state.get(k) for k in HISTORY_FIELDS})
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
