@@ -141,7 +141,9 @@ def report(results: list[Result], args: argparse.Namespace, session: Session,
         lines += ["> **QUICK MODE**: reduced sizes for development. These are not the suite's "
                   "figures; run `.venv/bin/python bench/run.py` for them.", ""]
     lines += [f"- Date: {started.strftime('%Y-%m-%d %H:%M UTC')} (whole run {total_s / 60:.1f} min)",
-              f"- Repetitions: each figure is the median of {args.repeats} runs (min and max "
+              f"- Repetitions: each figure is the median of {args.repeats} runs" + "".join(
+                  f"; {r.bench.name}: {len(r.samples)} runs" for r in results
+                  if len(r.samples) > args.repeats) + " (min and max "
               "shown); the ratios are computed inside each run, from figures measured side by "
               "side, and their medians reported.", ""]
     lines += ["## Machine", "", "| | |", "|---|---|"]

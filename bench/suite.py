@@ -68,6 +68,8 @@ class Benchmark:
     figures: list[Figure]
     floors: list[Floor]
     run: Callable[[Context], AbstractContextManager[Measure]] | None = None
+    repeats: int = 3  # at least this many runs, whatever --repeats says
+
 
     @property
     def measured(self) -> bool:
@@ -78,10 +80,12 @@ REGISTRY: dict[str, Benchmark] = {}
 
 
 def benchmark(name: str, title: str, *, measures: str, figures: list[Figure] = (),
-              floors: list[Floor] = ()):
-    """Register the decorated context-manager function as benchmark ``name``."""
+              floors: list[Floor] = (), repeats: int = 3):
+    """Register the decorated context-manager function as benchmark ``name`` (measured at
+    least ``repeats`` times)."""
     def decorate(fn):
-        REGISTRY[name] = Benchmark(name, title, measures, list(figures), list(floors), fn)
+        REGISTRY[name] = Benchmark(name, title, measures, list(figures), list(floors), fn,
+                                   repeats)
         return fn
     return decorate
 
@@ -212,6 +216,7 @@ def timed(fn: Callable[[], object]) -> float:
 def run_benchmark(bench: Benchmark, ctx: Context, repeats: int,
                   progress: Callable[[str], None] = print) -> list[dict[str, float]]:
     """Set ``bench`` up once, measure it ``repeats`` times, tear down; the samples."""
+    repeats = max(repeats, bench.repeats)
     samples: list[dict[str, float]] = []
     with bench.run(ctx) as measure:
         for i in range(repeats):
