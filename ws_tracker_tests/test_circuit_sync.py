@@ -12,6 +12,7 @@ import yaml
 from ws_tracker.pipeline.jobs import CIRCUIT_SYNC_TAG, JOBS, UNIT_SYNC_TAG
 from ws_tracker.rules.circuits import transform_circuit_rows
 from ws_tracker.warehouse.circuit_sync import sync_circuits
+from ws_tracker.warehouse.workflow import refresh_stages
 
 T0 = datetime(2026, 3, 2, 22, 30, tzinfo=timezone.utc)
 REPO = Path(__file__).resolve().parent.parent
@@ -106,3 +107,38 @@ def test_run_queue_limits_keep_two_syncs_of_a_kind_apart():
     assert pools["circuits"] == {CIRCUIT_SYNC_POOL}
     assert pools["planned_unit_captures"] == {UNIT_SYNC_POOL}
     assert all(not p for k, p in pools.items() if k not in ("circuits", "planned_unit_captures"))
+
+
+def test_new_circuits_get_the_stages_a_read_back_would_give(engine):
+    """sync_circuits hands the circuits it creates to refresh_stages as they are (no read
+    back); the stages, stage changes and events must equal those of the read-back path."""
+    rows = [row(G1, status="ACTIV", planned=4.0), row(G2, wo="2026-0002", status="ACTIV", planned=10.0),
+            row(G3, wo="2026-0003", status="QC"),
+            row("{44444444-4444-4444-4444-444444444444}", wo="2026-0004", status="REWRK"),
+            row("{55555555-5555-5555-5555-555555555555}", wo="2026-0005", status="CLOSE"),
+            row("{66666666-6666-6666-6666-666666666666}", wo="2026-0002", ext="C_a")]
+    result = sync(engine, rows, T0)
+    assert len(result.stage_changes) == len(rows)
+
+    def stages(conn):
+        return (conn.execute(sa.text(
+                    "SELECT circuit_id, workflow_stage, stage_changed_at, stage_source,"
+                    " stage_api_status FROM circuit_ui_states ORDER BY circuit_id")).all(),
+                conn.execute(sa.text(
+                    "SELECT circuit_id, from_stage, to_stage, source, api_status, changed_at"
+                    " FROM circuit_stage_changes ORDER BY circuit_id")).all())
+
+    def events(changes):
+        return [{k: v for k, v in c.event().items() if k != "change_id"} for c in changes]
+
+    with engine.connect() as conn:
+        given = stages(conn)
+    with engine.connect() as conn:
+        trans = conn.begin()
+        conn.execute(sa.text("DELETE FROM circuit_stage_changes"))
+        conn.execute(sa.text("DELETE FROM circuit_ui_states"))
+        read_back = refresh_stages(conn, result.circuit_ids.values(), at=T0)
+        assert stages(conn) == given
+        trans.rollback()
+    assert events(read_back) == events(result.stage_changes)
+    assert {c.to_stage for c in read_back} >= {"active", "qc"}

@@ -22,7 +22,7 @@ from ws_tracker.rules.decoding import to_decimal
 from ws_tracker.warehouse.batch import copy_rows, reserve_ids, update_rows
 from ws_tracker.warehouse.events import notify, payload
 from ws_tracker.warehouse.locks import LIVE_WRITES, lock
-from ws_tracker.warehouse.workflow import StageChange, refresh_stages
+from ws_tracker.warehouse.workflow import NewCircuit, StageChange, refresh_stages
 
 NY = ZoneInfo("America/New_York")
 
@@ -268,8 +268,13 @@ def sync_circuits(conn: sa.Connection, records: list[CircuitRecord], *, observed
             {"ids": known, "ps": [parent_ids[g] for g in stored]},
         )
     # A new circuit gets its UI state at once; an API change may move the stage.
-    result.stage_changes = refresh_stages(conn, ids.values(), at=observed_at, run_id=run_id)
-    result.history_versions = _record_history(conn, ids, api_rows, observed_at, run_id)
+    result.stage_changes = refresh_stages(
+        conn, known, at=observed_at, run_id=run_id,
+        new=[NewCircuit(row_id, row["job_guid"], row["work_order"], row["extension"],
+                        row["api_status"], row["percent_complete"])
+             for row, row_id in zip(inserts, new_ids)])
+    result.history_versions = _record_history(conn, ids, api_rows, observed_at, run_id,
+                                              stored=known)
     _planners(conn, records, ids, observed_at, result)
     notify(conn, result.events)  # delivered when the sync's transaction commits
     return result
@@ -308,21 +313,23 @@ _HISTORY_COLUMNS = ("circuit_id", "valid_from", "valid_to", "state_hash", *HISTO
 
 
 def _record_history(conn: sa.Connection, ids: dict[str, int], api_rows: dict[str, dict[str, Any]],
-                    observed_at: datetime, run_id: str | None) -> int:
+                    observed_at: datetime, run_id: str | None, *, stored: list[int]) -> int:
     """Keep every change of a circuit's API state with its validity period.
 
     Safe for out-of-order observations (an import or a replay of an earlier day): the new
     version is spliced between the version valid at ``observed_at`` and the next one.
+    ``stored``: the ids of the circuits stored before this sync (only they can have history;
+    a first sync reads none).
     """
-    cids = list(ids.values())
-    current = {
+    cids = stored
+    current = {} if not cids else {
         r.circuit_id: r for r in conn.execute(
             sa.text("SELECT DISTINCT ON (circuit_id) id, circuit_id, state_hash, valid_from, valid_to"
                     " FROM circuit_history WHERE circuit_id = ANY(:c) AND valid_from <= :t"
                     " ORDER BY circuit_id, valid_from DESC"),
             {"c": cids, "t": observed_at})
     }
-    following = {
+    following = {} if not cids else {
         r.circuit_id: r.next_from for r in conn.execute(
             sa.text("SELECT circuit_id, min(valid_from) AS next_from FROM circuit_history"
                     " WHERE circuit_id = ANY(:c) AND valid_from > :t GROUP BY circuit_id"),

@@ -30,12 +30,6 @@ MAX_PAYLOAD_BYTES = 7900
 _ENCODER = json.JSONEncoder(default=str, separators=(",", ":"))
 
 
-def _iso(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return _utc_text(value)
-    return value
-
-
 @lru_cache(maxsize=256)
 def _utc_text(value: datetime) -> str:
     # Cached: a sync stamps thousands of events with the same instant (its clock).
@@ -45,11 +39,10 @@ def _utc_text(value: datetime) -> str:
 def payload(kind: str, at: datetime | None = None, **fields: Any) -> dict[str, Any]:
     if kind not in EVENT_KINDS:
         raise ValueError(f"unknown event kind {kind!r}; expected one of {EVENT_KINDS}")
-    at = at or datetime.now(timezone.utc)
-    out = {"event": kind, "version": PAYLOAD_VERSION, "at": _iso(at), **fields}
-    for k, v in fields.items():  # few fields are datetimes: convert just those
-        if isinstance(v, datetime):
-            out[k] = _iso(v)
+    out = {"event": kind, "version": PAYLOAD_VERSION,
+           "at": _utc_text(at or datetime.now(timezone.utc))}
+    for k, v in fields.items():
+        out[k] = _utc_text(v) if isinstance(v, datetime) else v
     return out
 
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable
+from decimal import Decimal
+from typing import Any, Iterable, NamedTuple
 
 import sqlalchemy as sa
 
@@ -100,24 +101,44 @@ _STATE_SQL = (
     " FROM circuits c LEFT JOIN circuit_ui_states u ON u.circuit_id = c.id")
 
 
+class NewCircuit(NamedTuple):
+    """A circuit created in the caller's transaction, as :data:`_STATE_SQL` would read it: no
+    UI state yet, no capture (no other transaction can see it, so nothing to read)."""
+
+    id: int
+    job_guid: str
+    work_order: str
+    extension: str | None
+    api_status: str | None
+    percent_complete: Decimal | None
+    workflow_stage: None = None
+    stage_source: None = None
+    stage_api_status: None = None
+    stage_changed_at: None = None
+
+
 def refresh_stages(conn: sa.Connection, circuit_ids: Iterable[int], *, at: datetime,
-                   run_id: str | None = None, pending: dict[int, int] | None = None
-                   ) -> list[StageChange]:
+                   run_id: str | None = None, pending: dict[int, int] | None = None,
+                   new: Iterable[NewCircuit] = ()) -> list[StageChange]:
     """Bring the stages of these circuits in line with their API state and latest capture.
 
     ``pending``: circuit id -> units waiting for a permission in the capture just stored at
-    ``at`` (the caller has the units in memory); the others' latest captures are read."""
-    ids = sorted(set(circuit_ids))
-    if not ids:
+    ``at`` (the caller has the units in memory); the others' latest captures are read.
+    ``new``: circuits the caller created in this transaction (a first sync's thousands), taken
+    as given instead of read back; they need not be in ``circuit_ids``."""
+    created = {n.id: n for n in new}
+    ids = sorted(set(circuit_ids) - created.keys())
+    if not ids and not created:
         return []
     _lock(conn)
-    rows = conn.execute(sa.text(_STATE_SQL + " WHERE c.id = ANY(:ids) ORDER BY c.id"),
-                        {"ids": ids}).all()
+    rows = conn.execute(sa.text(_STATE_SQL + " WHERE c.id = ANY(:ids)"),
+                        {"ids": ids}).all() if ids else []
+    rows = sorted([*rows, *created.values()], key=lambda r: r.id)
     # Pending permissions only matter for a fully planned ACTIV circuit: read just those captures.
     candidates = [r.id for r in rows if r.api_status == "ACTIV" and r.percent_complete is not None
                   and r.percent_complete >= FULLY_PLANNED_PERCENT]
     pending = dict(pending or {})
-    to_read = [cid for cid in candidates if cid not in pending]
+    to_read = [cid for cid in candidates if cid not in pending and cid not in created]
     if to_read:
         for cid, units in conn.execute(sa.text(
                 "SELECT DISTINCT ON (circuit_id) circuit_id, raw_json FROM planned_units_snapshots"
