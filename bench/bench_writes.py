@@ -382,6 +382,7 @@ def _captures_scenario(ctx: Context):
                 ("captures_copy_s", lambda u: _captures_copy(u, captures, circuits))):
             url = ctx.clone_database(template)
             try:
+                ctx.checkpoint()
                 if key == "captures_ours":
                     out["captures_ours_s"], out["captures_ours_cpu_s"] = fn(url)
                 else:
@@ -751,6 +752,7 @@ def _circuits_scenario(ctx: Context):
                     "circuits_copy_s", "circuits_copy_dump_s"):
             url = ctx.clone_database(template)
             try:
+                ctx.checkpoint()
                 if key == "circuits_ours_s":
                     out[key], out["circuits_ours_cpu_s"] = _circuits_ours(url, records)
                     tables = CIRCUIT_TABLES
@@ -836,7 +838,9 @@ def _circuits_summary(ctx: Context, samples, n_records: int, diagnosis: str) -> 
         "writes (5 tables), built from the records inside the timing with the pipeline's row "
         "functions and no lookups, comparisons or events, its content digest checked against "
         "(a)'s; (c0) for reference, a restore of (a)'s rows exported as COPY text (no Python "
-        "work). Row counts are checked after every writer. The inputs built in setup are "
+        "work). Row counts are checked after every writer. Each writer gets its copy of the "
+        "template, then a CHECKPOINT (the previous writer's and the copy's writes flushed, "
+        "untimed) before its timing starts. The inputs built in setup are "
         "frozen out of the garbage collector (`gc.freeze`) before the runs, for every writer "
         "alike. (a) is also timed for this process's CPU, and an untimed "
         "diagnostic run of (a) per scenario times each kind of statement (notes). "

@@ -117,6 +117,11 @@ class Context:
     def drop_database(self, url: str) -> None:
         self.session.drop_database(url)
 
+    def checkpoint(self) -> None:
+        """CHECKPOINT: the writes of what ran before (a writer, a database copy) flushed, so
+        the next timed writer does not share the disk with them."""
+        self.session._admin("CHECKPOINT")
+
 
 class Session:
     """One throwaway embedded PostgreSQL for the whole run, started on first use.
