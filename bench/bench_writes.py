@@ -807,7 +807,8 @@ def _circuits_summary(ctx: Context, samples, n_records: int, diagnosis: str) -> 
         f"for the server. In the untimed diagnostic run of setup, (a) took {diagnosis}. (c) "
         f"builds the identical rows from the records and COPYs them in "
         f"{med['circuits_copy_s']:.2f} s (its digest equals (a)'s); beyond it, (a) reads what "
-        "is stored (existing circuits, UI states, history, users), compares, and queues two "
+        "is stored (circuits by job_guid, users; UI states, history and captures only for "
+        "circuits stored before, none in a first sync), compares, and queues two "
         "events per new circuit (`circuit_updated`, `workflow_changed`). Restoring (a)'s rows "
         f"from exported COPY text, with no Python work at all, takes "
         f"{med['circuits_copy_dump_s']:.2f} s ((c0), reference).")

@@ -8,6 +8,7 @@ re-run of the same listing changes no row (no updated_at churn, no WAL for uncha
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 from dataclasses import dataclass, field
@@ -231,14 +232,19 @@ def sync_circuits(conn: sa.Connection, records: list[CircuitRecord], *, observed
     parent_ids = _parent_ids(conn, records, ids)
     for guid, parent_id in parent_ids.items():
         api_rows[guid]["parent_circuit_id"] = parent_id
-    copy_rows(conn, "circuits", ("id", *_INSERT_COLUMNS, "parent_circuit_id"), (
-        (row_id, *(row[c] for c in _INSERT_COLUMNS[:-2]), json.dumps(row["api_data_json"]),
-         observed_at, parent_ids[row["job_guid"]]) for row_id, row in zip(new_ids, inserts)))
-    for row, row_id in zip(inserts, new_ids):
-        result.events.append(payload(
-            "circuit_updated", at=observed_at, change="created", circuit_id=row_id,
-            job_guid=row["job_guid"], work_order=row["work_order"], extension=row["extension"],
-            api_status=row["api_status"], fields=[], dagster_run_id=run_id))
+    def new_circuits():
+        # Each new circuit's event is built while the COPY streams (the server stores one
+        # row while the next is built).
+        for row_id, row in zip(new_ids, inserts):
+            result.events.append(payload(
+                "circuit_updated", at=observed_at, change="created", circuit_id=row_id,
+                job_guid=row["job_guid"], work_order=row["work_order"],
+                extension=row["extension"], api_status=row["api_status"], fields=[],
+                dagster_run_id=run_id))
+            yield (row_id, *(row[c] for c in _INSERT_COLUMNS[:-2]),
+                   json.dumps(row["api_data_json"]), observed_at, parent_ids[row["job_guid"]])
+
+    copy_rows(conn, "circuits", ("id", *_INSERT_COLUMNS, "parent_circuit_id"), new_circuits())
     result.created = len(inserts)
     created = {row["job_guid"] for row in inserts}
 
@@ -335,10 +341,13 @@ def _record_history(conn: sa.Connection, ids: dict[str, int], api_rows: dict[str
                     " WHERE circuit_id = ANY(:c) AND valid_from > :t GROUP BY circuit_id"),
             {"c": cids, "t": observed_at})
     }
-    deletes: list[dict[str, Any]] = []
+    deletes: list[int] = []
     closes: list[dict[str, Any]] = []
-    inserts: list[dict[str, Any]] = []
+    inserts: list[tuple] = []  # new versions of circuits stored before
+    stored_ids = set(cids)
     for guid, cid in ids.items():
+        if cid not in stored_ids:
+            continue
         state = {k: api_rows[guid].get(k) for k in HISTORY_FIELDS}
         digest = _state_hash(state)
         cur = current.get(cid)
@@ -349,17 +358,29 @@ def _record_history(conn: sa.Connection, ids: dict[str, int], api_rows: dict[str
             deletes.append(cur.id)
         elif cur is not None:
             closes.append({"valid_to": observed_at, "id": cur.id})
-        inserts.append({**state, "circuit_id": cid, "state_hash": digest,
-                        "dagster_run_id": run_id, "valid_from": observed_at,
-                        "valid_to": following.get(cid)})
+        inserts.append(_history_row(cid, state, digest, observed_at, following.get(cid), run_id))
+
+    def first_versions():
+        # Circuits created in this sync: nothing to compare or splice. Built while the COPY
+        # streams, so the server stores one while the next is hashed.
+        for guid, cid in ids.items():
+            if cid not in stored_ids:
+                state = {k: api_rows[guid].get(k) for k in HISTORY_FIELDS}
+                yield _history_row(cid, state, _state_hash(state), observed_at, None, run_id)
+
     # Each circuit's old version is deleted or closed before its new one is inserted; the
     # three kinds go in three pipelined batches (one round trip each, not one per row).
     if deletes:
         conn.execute(sa.text("DELETE FROM circuit_history WHERE id = ANY(:ids)"), {"ids": deletes})
     update_rows(conn, "circuit_history", "id", ("valid_to",), closes)
-    copy_rows(conn, "circuit_history", _HISTORY_COLUMNS,
-              ([row[c] for c in _HISTORY_COLUMNS] for row in inserts))
-    return len(inserts)
+    return copy_rows(conn, "circuit_history", _HISTORY_COLUMNS,
+                     itertools.chain(inserts, first_versions()))
+
+
+def _history_row(cid: int, state: dict[str, Any], digest: str, valid_from: datetime,
+                 valid_to: datetime | None, run_id: str | None) -> tuple:
+    """A circuit_history row in :data:`_HISTORY_COLUMNS` order."""
+    return (cid, valid_from, valid_to, digest, *(state[k] for k in HISTORY_FIELDS), run_id)
 
 
 def _planners(conn: sa.Connection, records: list[CircuitRecord], ids: dict[str, int],

@@ -197,13 +197,19 @@ def _write_many(conn: sa.Connection, writes: list, *, at: datetime, run_id: str 
                 also="updated_at = now()")
     # Ids taken in order under the stage lock, then the rows COPYed with them.
     ids = reserve_ids(conn, "circuit_stage_changes", len(recorded))
-    copy_rows(conn, "circuit_stage_changes", ("id", *_CHANGE_COLUMNS), (
-        (change_id, row.id, row.workflow_stage, decision.stage, decision.source, row.api_status,
-         at, None, run_id) for change_id, (row, decision) in zip(ids, recorded)))
-    return [StageChange(change_id, row.id, row.job_guid, row.work_order, row.extension or "@",
-                        row.workflow_stage, decision.stage, decision.source, row.api_status, at,
-                        None, run_id)
-            for change_id, (row, decision) in zip(ids, recorded)]
+    changes: list[StageChange] = []
+
+    def change_rows():
+        # Each change is built while the COPY streams (the server stores one row meanwhile).
+        for change_id, (row, decision) in zip(ids, recorded):
+            changes.append(StageChange(change_id, row.id, row.job_guid, row.work_order,
+                                       row.extension or "@", row.workflow_stage, decision.stage,
+                                       decision.source, row.api_status, at, None, run_id))
+            yield (change_id, row.id, row.workflow_stage, decision.stage, decision.source,
+                   row.api_status, at, None, run_id)
+
+    copy_rows(conn, "circuit_stage_changes", ("id", *_CHANGE_COLUMNS), change_rows())
+    return changes
 
 
 def find_circuit(conn: sa.Connection, ref: str) -> int:
