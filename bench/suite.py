@@ -70,7 +70,6 @@ class Benchmark:
     run: Callable[[Context], AbstractContextManager[Measure]] | None = None
     repeats: int = 3  # at least this many runs, whatever --repeats says
 
-
     @property
     def measured(self) -> bool:
         return self.run is not None
@@ -120,7 +119,7 @@ class Context:
     def checkpoint(self) -> None:
         """CHECKPOINT: the writes of what ran before (a writer, a database copy) flushed, so
         the next timed writer does not share the disk with them."""
-        self.session._admin("CHECKPOINT")
+        self.session.checkpoint()
 
 
 class Session:
@@ -183,6 +182,9 @@ class Session:
         self._admin(f'CREATE DATABASE "{name}" TEMPLATE "{database_name(template_url)}"')
         self._dbs.append(name)
         return with_database(self._start(), name)
+
+    def checkpoint(self) -> None:
+        self._admin("CHECKPOINT")
 
     def drop_database(self, url: str) -> None:
         from ws_tracker.warehouse.engine import database_name
