@@ -275,7 +275,7 @@ def main() -> int:
             result.seconds = time.perf_counter() - t0
             result.notes = ctx.notes
             for text, value, verdict in result.floors():
-                print(f"  floor: {text}: {value} {verdict.strip('*')}")
+                print(f"  floor: {text}: {value} {verdict.replace('**', '')}")
         text = report(results, args, session, started, time.perf_counter() - t_all)
     finally:
         session.close()
