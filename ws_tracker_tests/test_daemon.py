@@ -147,33 +147,29 @@ def test_ui_shows_the_asset_graph_with_our_assets(topology, tmp_path):
                     lambda m: console_errors.append(m.text) if m.type == "error" else None)
             deadline = time.monotonic() + UI_TIMEOUT_S
             missing: dict[str, list[str]] = {}
+
+            def expect_nodes(path: str, texts, where: str, screenshot: str) -> None:
+                """Open ``path``; every text must become visible (else it is listed in
+                ``missing`` under ``where``); a screenshot either way."""
+                page.goto(f"{topology.webserver_url}{path}", wait_until="domcontentloaded")
+                try:
+                    for text in texts:
+                        left_ms = max(1_000, int((deadline - time.monotonic()) * 1000))
+                        try:
+                            page.get_by_text(text, exact=True).first.wait_for(
+                                state="visible", timeout=left_ms)
+                        except PlaywrightTimeoutError:
+                            missing.setdefault(where, []).append(text)
+                finally:
+                    page.screenshot(path=str(tmp_path / screenshot))
+
             # The global asset lineage: our two groups, collapsed (one node each).
-            page.goto(f"{topology.webserver_url}/asset-groups", wait_until="domcontentloaded")
-            try:
-                for group in GROUPS:
-                    left_ms = max(1_000, int((deadline - time.monotonic()) * 1000))
-                    try:
-                        page.get_by_text(group, exact=True).first.wait_for(
-                            state="visible", timeout=left_ms)
-                    except PlaywrightTimeoutError:
-                        missing.setdefault("global lineage", []).append(group)
-            finally:
-                page.screenshot(path=str(tmp_path / "global_lineage.png"))
+            expect_nodes("/asset-groups", GROUPS, "global lineage", "global_lineage.png")
             for group, names in GROUPS.items():
                 # The group's lineage page: the asset graph of that group, every asset a node
                 # (the global lineage page starts with groups collapsed).
-                page.goto(f"{topology.webserver_url}/locations/{LOCATION_NAME}/asset-groups/"
-                          f"{group}", wait_until="domcontentloaded")
-                try:
-                    for name in names:
-                        left_ms = max(1_000, int((deadline - time.monotonic()) * 1000))
-                        try:
-                            page.get_by_text(name, exact=True).first.wait_for(
-                                state="visible", timeout=left_ms)
-                        except PlaywrightTimeoutError:
-                            missing.setdefault(group, []).append(name)
-                finally:
-                    page.screenshot(path=str(tmp_path / f"asset_graph_{group}.png"))
+                expect_nodes(f"/locations/{LOCATION_NAME}/asset-groups/{group}", names, group,
+                             f"asset_graph_{group}.png")
             assert not missing, (f"the asset graph lacks {missing}; screenshots in {tmp_path}; "
                                  f"console errors: {console_errors[:10]}")
         finally:
